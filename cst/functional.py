@@ -1,0 +1,73 @@
+"""Pure tensor functions shared by the model, the losses and the evaluation (no modules, no state)."""
+from __future__ import annotations
+
+import torch
+
+# A style is described per VGG layer by the channel mean and std of its features: {layer: (mean, std)},
+# each of shape (B, C, 1, 1). It is cheap to keep, to cache and to blend.
+StyleStats = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel mean and std over space: (B, C, H, W) -> two (B, C, 1, 1). eps keeps std > 0 on flat regions."""
+    assert feat.dim() == 4, f"expected (B, C, H, W), got {tuple(feat.shape)}"
+    b, c = feat.shape[:2]
+    flat = feat.reshape(b, c, -1).float()
+    var = flat.var(dim=2, unbiased=False) + eps
+    return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
+
+
+def adaptive_instance_normalization(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
+                                    strength: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """AdaIN (Huang & Belongie 2017): t = σ_s (f_c − μ_c) / σ_c + μ_s, then t = s·t + (1 − s)·f_c.
+
+    content: (B, C, H, W); style_mean/std: (B, C, 1, 1); strength: float or (B,) in [0, 1].
+    """
+    assert style_mean.shape[:2] == content.shape[:2], f"style stats {tuple(style_mean.shape)} vs {tuple(content.shape)}"
+    c_mean, c_std = calc_mean_std(content)
+    t = (content.float() - c_mean) / c_std * style_std + style_mean
+    if not torch.is_tensor(strength):
+        strength = torch.tensor(float(strength), device=content.device)
+    s = strength.float().reshape(-1, 1, 1, 1)
+    return (s * t + (1.0 - s) * content.float()).to(content.dtype)
+
+
+def blend_style_stats(stats: list[StyleStats], weights: list[float]) -> StyleStats:
+    """Weighted mean of several styles' (μ, σ) per layer; weights are normalised to sum to 1."""
+    assert len(stats) == len(weights) and stats, "need one weight per style"
+    total = float(sum(weights))
+    out = {}
+    for layer in stats[0]:
+        mean = sum(w / total * s[layer][0] for s, w in zip(stats, weights))
+        std = sum(w / total * s[layer][1] for s, w in zip(stats, weights))
+        out[layer] = (mean, std)
+    return out
+
+
+def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by the number of positions: (B, C, H, W) -> (B, C, C)."""
+    b, c, h, w = feat.shape
+    flat = feat.reshape(b, c, h * w).float()
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+# ITU-R BT.601 luma / chroma (YIQ) used for colour preservation: keep the output's luminance, the photo's colour.
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer (Gatys et al. 2016, 'Preserving colour'): output's Y with the content's I and Q.
+
+    The output's luminance is first matched to the content's mean/std so brightness stays close to the photo.
+    stylized, content: (B, 3, H, W) RGB in [0, 1] of the same size. Returns RGB in [0, 1].
+    """
+    assert stylized.shape == content.shape, f"{tuple(stylized.shape)} vs {tuple(content.shape)}"
+    m = _RGB_TO_YIQ.to(stylized)
+    yiq_s = torch.einsum("ij,bjhw->bihw", m, stylized.float())
+    yiq_c = torch.einsum("ij,bjhw->bihw", m, content.float())
+    y_s, y_c = yiq_s[:, :1], yiq_c[:, :1]
+    ms, ss = calc_mean_std(y_s)
+    mc, sc = calc_mean_std(y_c)
+    y = (y_s - ms) / ss * sc + mc
+    yiq = torch.cat([y, yiq_c[:, 1:]], dim=1)
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1).to(stylized.dtype)

