@@ -32,6 +32,9 @@ from .vgg import LAYER_ORDER, VGG19Features
 
 VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where AdaIN is applied and style stats are taken
+# RMS of the Caffe VGG19 activations on natural images (measured on photos and paintings at 128 px): the decoder
+# divides its inputs by these so they are O(1) whatever the layer (raw relu4_1 values reach thousands)
+FEATURE_RMS = {"relu1_1": 50.0, "relu2_1": 250.0, "relu3_1": 350.0, "relu4_1": 1000.0}
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
@@ -129,15 +132,16 @@ class Decoder(nn.Module):
         self.skip = skip
         self.convs = nn.ModuleList(conv3x3(cin, cout) for cin, cout in self.plan)
         self.to_rgb = conv3x3(c1, 3)
+        nn.init.constant_(self.to_rgb[1].bias, 0.45)  # start near mid-grey rather than black
         self.film = FiLM([cout for _, cout in self.plan], config.condition_dim, config.weight_min, config.weight_max)
 
     def forward(self, feats: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
         film = self.film(weights)
-        x = feats["relu4_1"]  # (B, 512, H/8, W/8)
+        x = feats["relu4_1"] / FEATURE_RMS["relu4_1"]  # (B, 512, H/8, W/8)
         skips = {1: "relu3_1", 3: "relu2_1", 5: "relu1_1"}  # conv index -> features concatenated before it
         for i, conv in enumerate(self.convs):
             if self.skip and i in skips:
-                x = torch.cat([x, feats[skips[i]].to(x.dtype)], dim=1)
+                x = torch.cat([x, (feats[skips[i]] / FEATURE_RMS[skips[i]]).to(x.dtype)], dim=1)
             gamma, beta = film[i]
             x = torch.relu(conv(x) * gamma.to(x.dtype) + beta.to(x.dtype))
             if i in (0, 2, 4):

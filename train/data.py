@@ -1,0 +1,146 @@
+"""Training data: image folders or Hub datasets, deterministic augmentation, an exactly resumable sampler.
+
+Every random choice in the data pipeline is a function of (seed, step, rank, position), never of a global RNG, so a
+run resumed at step N sees exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from cst.imageio import IMAGE_SUFFIXES, pil_to_tensor
+
+logger = logging.getLogger(__name__)
+
+
+class ImageSource:
+    """A list of images: files under a folder (recursive), or the image column of a Hub dataset."""
+
+    def __init__(self, folder: str | None = None, dataset_id: str | None = None, split: str = "train",
+                 image_column: str | None = None):
+        assert (folder is None) != (dataset_id is None), "give exactly one of folder / dataset_id"
+        self.skipped = 0  # broken files seen (at scan time or at decode time)
+        self.name = folder or dataset_id
+        if folder is not None:
+            root = Path(folder)
+            if not root.is_dir():
+                raise SystemExit(f"error: image folder not found: {folder}")
+            candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            self.files = []
+            for path in candidates:  # header check only: cheap, catches empty and non-image files
+                try:
+                    with Image.open(path) as img:
+                        img.size
+                    self.files.append(path)
+                except Exception as err:  # noqa: BLE001 - any unreadable file is skipped, not fatal
+                    self.skipped += 1
+                    logger.warning("skipping unreadable image %s (%s)", path, type(err).__name__)
+            self.dataset = None
+        else:
+            import datasets  # optional dependency, only for Hub datasets
+
+            self.dataset = datasets.load_dataset(dataset_id, split=split)
+            self.image_column = image_column or next(
+                (k for k, f in self.dataset.features.items() if type(f).__name__ == "Image"), None)
+            if self.image_column is None:
+                raise SystemExit(f"error: dataset {dataset_id} has no image column")
+            self.files = None
+        if len(self) == 0:
+            raise SystemExit(f"error: no readable images in {self.name}")
+
+    def __len__(self) -> int:
+        return len(self.files) if self.files is not None else len(self.dataset)
+
+    def open(self, index: int) -> Image.Image:
+        if self.files is not None:
+            with Image.open(self.files[index]) as img:
+                return img.convert("RGB")
+        return self.dataset[index][self.image_column].convert("RGB")
+
+
+def random_resized_crop(img: Image.Image, size: int, generator: torch.Generator,
+                        scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                        flip: bool = True) -> torch.Tensor:
+    """torchvision's RandomResizedCrop + horizontal flip, driven by `generator`. Returns (3, size, size) in [0, 1]."""
+    w, h = img.size
+    area = w * h
+    u = torch.rand(4, generator=generator).tolist()
+    for attempt in range(10):
+        target = area * (scale[0] + (scale[1] - scale[0]) * u[0])
+        log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u[1]
+        cw, ch = round(math.sqrt(target * math.exp(log_r))), round(math.sqrt(target / math.exp(log_r)))
+        if 0 < cw <= w and 0 < ch <= h:
+            break
+        u[0] = u[0] * 0.7  # shrink and retry deterministically
+    else:
+        cw = ch = min(w, h)
+    left, top = int(u[2] * (w - cw + 1)), int(u[3] * (h - ch + 1))
+    left, top = min(left, w - cw), min(top, h - ch)
+    crop = img.crop((left, top, left + cw, top + ch)).resize((size, size), Image.BICUBIC)
+    x = pil_to_tensor(crop)[0]
+    if flip and torch.rand(1, generator=generator).item() < 0.5:
+        x = x.flip(2)
+    return x
+
+
+class AugmentedImages(Dataset):
+    """Map-style dataset keyed by (index, seed): the seed fixes the crop and flip of that sample."""
+
+    def __init__(self, source: ImageSource, size: int):
+        self.source, self.size = source, size
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        index, seed = key
+        for attempt in range(len(self.source)):  # a file broken at decode time: take the next one
+            i = (index + attempt) % len(self.source)
+            try:
+                img = self.source.open(i)
+            except Exception as err:  # noqa: BLE001
+                self.source.skipped += 1
+                logger.warning("skipping undecodable image #%d (%s)", i, type(err).__name__)
+                continue
+            return random_resized_crop(img, self.size, torch.Generator().manual_seed(seed))
+        raise RuntimeError(f"no decodable image in {self.source.name}")
+
+
+class StepSampler(Sampler):
+    """Yields, for steps start_step, start_step+1, ..., this process's batch of (index, seed) keys.
+
+    The global order is a fresh permutation per epoch (seeded by (seed, epoch)); a global batch of
+    batch_size * world_size items is split by rank. Nothing depends on how many steps ran before: resume is exact.
+    """
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 start_step: int = 0, salt: int = 0):
+        self.num_items, self.batch_size, self.seed = num_items, batch_size, seed
+        self.rank, self.world_size, self.start_step, self.salt = rank, world_size, start_step, salt
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 7919 + self.salt)
+        return torch.randperm(self.num_items, generator=g)
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.world_size
+        step = self.start_step
+        cached_epoch, perm = -1, None
+        while True:
+            keys = []
+            for j in range(self.batch_size):
+                position = step * global_batch + self.rank * self.batch_size + j
+                epoch, offset = divmod(position, self.num_items)
+                if epoch != cached_epoch:
+                    cached_epoch, perm = epoch, self._permutation(epoch)
+                keys.append((int(perm[offset]), self.seed * 1_000_003 + position * 31 + self.salt))
+            yield keys
+            step += 1
+
+    def __len__(self) -> int:  # infinite in practice; DataLoader only needs a number
+        return 2 ** 62
