@@ -270,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         accelerator.load_state(str(ckpt))
         logger.info("resumed from %s at step %d", ckpt, progress.step)
     start_step = progress.step
+    history = out_dir / "losses.jsonl"
+    if accelerator.is_main_process and history.exists():  # drop entries logged after the checkpoint we resume from
+        kept = [line for line in history.read_text().splitlines() if line and json.loads(line)["step"] <= start_step]
+        history.write_text("".join(line + "\n" for line in kept))
 
     # -- data: one loader per image kind, each sampler deterministic in (seed, step, rank) ---------------------------
     contents = ImageSource(cfg.content_dir, None) if cfg.content_dir else ImageSource(None, cfg.content_dataset, cfg.dataset_split)
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             accelerator.log({**last_logs, "stage": ["generator", "discriminator", "joint"].index(stage)}, step=progress.step)
             logger.info("step %d %s %s", progress.step, stage, " ".join(f"{k}={v:.4g}" for k, v in last_logs.items()))
             if accelerator.is_main_process:  # machine-readable history, appended (survives resume)
-                with open(out_dir / "losses.jsonl", "a") as f:
+                with open(history, "a") as f:
                     f.write(json.dumps({"step": progress.step, "stage": stage, **last_logs}) + "\n")
         if accelerator.is_main_process and (progress.step % cfg.sample_every == 0 or progress.step == cfg.max_steps):
             grid = sample_grid(ema, fixed_content, fixed_style)

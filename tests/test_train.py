@@ -1,0 +1,160 @@
+"""Training script end to end: accelerate launch, exact resume, two processes, NaN stop, Hub push (upload faked)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = str(ROOT / "train" / "run.py")
+
+
+@pytest.fixture(scope="module")
+def image_dirs(tmp_path_factory):
+    """Six smooth 'photos' and four striped 'artworks' made here, plus one broken file that must be skipped."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:80, 0:96] / 96.0
+    for i in range(6):
+        arr = np.stack([np.sin(xx * (i + 2)), np.cos(yy * (i + 3)), xx * yy], axis=2) * 0.5 + 0.5
+        (root / "content" / "sub").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((arr * 255).astype(np.uint8)).save(root / "content" / ("sub" if i % 2 else "") / f"p{i}.png")
+    (root / "content" / "broken.jpg").write_bytes(b"not a jpeg")
+    (root / "style").mkdir()
+    for i in range(4):
+        stripes = ((xx * (4 + 3 * i) + yy * i) % 1.0 > 0.5)[..., None] * rng.uniform(0, 1, 3) + rng.uniform(0, .3, 3)
+        Image.fromarray((np.clip(stripes, 0, 1) * 255).astype(np.uint8)).save(root / "style" / f"s{i}.jpg")
+    return root
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["--content-dir", str(data / "content"), "--style-dir", str(data / "style"), "--output-dir", str(out),
+            "--image-size", "64", "--batch-size", "2", "--pretrain-generator-steps", "2",
+            "--pretrain-discriminator-steps", "1", "--decoder-channels", "16", "16", "8", "--discriminator-channels",
+            "8", "--log-every", "1", "--sample-every", "3", "--checkpoint-every", "2", "--checkpoints-total-limit", "2", "--num-workers", "0", *extra]
+
+
+def run(cmd: list[str], env_extra: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    env.pop("HF_TOKEN", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+    return proc
+
+
+def accelerate(args: list[str], **kw) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
+                "--num_cpu_threads_per_process", "1", "--mixed_precision", "no", RUN, *args], **kw)
+
+
+def losses_by_step(out: Path) -> dict[int, dict]:
+    rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def full_run(image_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    proc = accelerate(train_args(image_dirs, out, "--max-steps", "6"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_accelerate_launch_trains_saves_and_the_result_stylises(full_run):
+    out, proc = full_run
+    final = out / "final"
+    assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert "1 unreadable skipped" in proc.stderr  # the broken file was counted, not fatal
+    history = losses_by_step(out)
+    assert [history[s]["stage"] for s in range(1, 7)] == ["generator"] * 2 + ["discriminator"] + ["joint"] * 3
+    assert all(np.isfinite(v) for r in history.values() for k, v in r.items() if k not in ("step", "stage"))
+    assert (out / "samples" / "step-0000003.png").is_file() and (out / "samples" / "step-0000006.png").is_file()
+    card = (final / "README.md").read_text()
+    assert "6 (2 generator pre-training, 1 discriminator pre-training" in card and "64 px" in card
+
+    from cst import StyleTransferModel
+
+    model = StyleTransferModel.from_pretrained(str(final))
+    assert model.config.decoder_channels == (16, 16, 8)
+    photo = np.full((40, 52, 3), 120, np.uint8)
+    result = model.stylize(photo, np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    assert result.size == (52, 40)
+
+
+def test_resumed_run_matches_uninterrupted_run(full_run, image_dirs, tmp_path):
+    out_full, _ = full_run
+    out = tmp_path / "resumed"
+    first = accelerate(train_args(image_dirs, out, "--max-steps", "4"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (out / "checkpoints" / "step-4").is_dir()
+    second = accelerate(train_args(image_dirs, out, "--max-steps", "6", "--resume-from-checkpoint", "latest"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stderr and "at step 4" in second.stderr
+    full, resumed = losses_by_step(out_full), losses_by_step(out)
+    for step in (5, 6):
+        for key in ("g_loss", "d_loss", "content", "style", "adversarial"):
+            assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-5, abs=1e-6), (step, key)
+    # only the newest checkpoints are kept
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-4", "step-6"]
+
+
+def test_two_cpu_processes_stay_in_sync(image_dirs, tmp_path):
+    out = tmp_path / "ddp"
+    proc = run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", RUN,
+                *train_args(image_dirs, out, "--max-steps", "3", "--checkpoint-every", "3")],
+               env_extra={"ACCELERATE_USE_CPU": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stderr
+    assert "generator replicas in sync across 2 processes: True" in proc.stderr
+    assert (out / "final" / "model.safetensors").is_file()
+    assert len(list((out / "checkpoints" / "step-3").glob("random_states_*.pkl"))) == 2  # each rank's RNG saved
+
+
+def test_non_finite_loss_stops_with_the_step_and_saves_nothing(image_dirs, tmp_path):
+    out = tmp_path / "nan"
+    proc = accelerate(train_args(image_dirs, out, "--max-steps", "6", "--learning-rate", "1e30",
+                                 "--checkpoint-every", "100"))
+    assert proc.returncode == 1
+    assert "error: non-finite loss at step" in proc.stdout + proc.stderr
+    assert not (out / "final").exists() and not (out / "checkpoints").exists()
+
+
+def test_push_to_hub_uploads_exactly_weights_config_and_card(image_dirs, tmp_path, monkeypatch):
+    """The network upload is faked at the HfApi boundary only; everything else is the real script."""
+    import huggingface_hub
+
+    sys.path.insert(0, str(ROOT / "train"))
+    import run as train_run
+
+    uploaded = {}
+
+    def fake_create_repo(self, repo_id, **kw):
+        uploaded["repo"] = repo_id
+
+    def fake_upload_folder(self, *, repo_id, folder_path, **kw):
+        uploaded["files"] = sorted(p.name for p in Path(folder_path).iterdir())
+        uploaded["card"] = (Path(folder_path) / "README.md").read_text()
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
+    monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    monkeypatch.setenv("HF_TOKEN", "hf_fake_token_for_test")
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    args = train_args(image_dirs, tmp_path / "push", "--max-steps", "3", "--push-to-hub", "someone/cst-test")
+    assert train_run.main(args) == 0
+    assert uploaded["repo"] == "someone/cst-test"
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert 'from_pretrained("someone/cst-test")' in uploaded["card"]
+
+
+def test_push_without_token_fails_before_training(image_dirs, tmp_path):
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": ""}
+    proc = accelerate(train_args(image_dirs, tmp_path / "notoken", "--max-steps", "3", "--push-to-hub", "a/b"),
+                      env_extra=env)
+    assert proc.returncode != 0
+    assert "--push-to-hub needs a Hugging Face token" in proc.stderr
+    assert not (tmp_path / "notoken" / "checkpoints").exists()
