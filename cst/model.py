@@ -302,9 +302,9 @@ class StyleTransferModel(
         """Load from a folder (config.json + model.safetensors) or a Hub repo id (cache honoured, HF_HUB_OFFLINE ok)."""
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as err:
-            if isinstance(err, StyleTransferError):
-                raise
+        except StyleTransferError:
+            raise
+        except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:  # ValueError: a malformed repo id
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise StyleTransferError(f"cannot load model {pretrained_model_name_or_path}: {first}") from None
 
