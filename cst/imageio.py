@@ -136,8 +136,8 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     """Write to a temporary file beside `path`, then rename: a failure never leaves a partial output file."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
-    if fmt is None:
-        raise StyleTransferError(f"cannot tell the image format from the output name {path.name}; use .png or .jpg")
+    if fmt is None or fmt not in Image.SAVE:
+        raise StyleTransferError(f"cannot write an image in the format of {path.name}: use .png, .jpg, .webp, .bmp or .tif")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -301,10 +301,16 @@ class StyleTransferModel(
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "StyleTransferModel":
         """Load from a folder (config.json + model.safetensors) or a Hub repo id (cache honoured, HF_HUB_OFFLINE ok)."""
         folder = Path(pretrained_model_name_or_path)
-        if folder.is_dir() and not (folder / CONFIG_NAME).is_file():  # say it in one line, before the Hub mixin logs
-            raise StyleTransferError(f"{folder} is not a cst model folder: it has no {CONFIG_NAME}")
+        if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
+            pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+            hint = f" (found {pickles[0]}: cst never loads pickle files, only {WEIGHTS_NAME})" if pickles else ""
+            raise StyleTransferError(f"{folder} is not a cst model folder: it has no {CONFIG_NAME}{hint}")
+        # cst's own strict loader, not the Hub mixin's (which reads config.json leniently and loads with strict=False)
         try:
-            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+            return cls._from_pretrained(
+                model_id=str(pretrained_model_name_or_path), revision=kwargs.pop("revision", None),
+                cache_dir=kwargs.pop("cache_dir", None), force_download=kwargs.pop("force_download", False),
+                local_files_only=kwargs.pop("local_files_only", False), token=kwargs.pop("token", None), **kwargs)
         except StyleTransferError:
             raise
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:  # ValueError: a malformed repo id

@@ -1,0 +1,126 @@
+"""Loading by Hub repo id from a real huggingface_hub cache folder, offline; push_to_hub without the network.
+
+The cache is laid out by hand exactly as huggingface_hub's file_download.py writes it:
+    HF_HUB_CACHE/models--{org}--{name}/blobs/{etag}                       the file contents
+                                      /refs/main                          the commit hash (no newline)
+                                      /snapshots/{commit}/{filename} -> ../../blobs/{etag}
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import huggingface_hub
+import numpy as np
+import pytest
+from huggingface_hub import ModelCard
+from PIL import Image
+
+from cst import StyleTransferError, StyleTransferModel
+
+REPO_ID = "cst-tests/tiny-style"
+COMMIT = "4f1c0d2e8b7a69503c1d2e3f4a5b6c7d8e9f0a1b"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_hub_cache(cache: Path, repo_id: str, model_dir: Path) -> Path:
+    """Put the files of `model_dir` into `cache` as if huggingface_hub had downloaded `repo_id` at COMMIT."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / COMMIT
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "refs").mkdir()
+    snapshot.mkdir(parents=True)
+    for path in sorted(model_dir.iterdir()):
+        data = path.read_bytes()
+        if path.suffix == ".safetensors":  # LFS file: etag = sha256 of the content
+            etag = hashlib.sha256(data).hexdigest()
+        else:  # regular git file: etag = git blob sha1
+            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        (repo / "blobs" / etag).write_bytes(data)
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", etag))
+    (repo / "refs" / "main").write_text(COMMIT)
+    return cache
+
+
+@pytest.fixture
+def hub_cache(tmp_path, tiny_model_dir):
+    return build_hub_cache(tmp_path / "hub", REPO_ID, tiny_model_dir)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """HF_HUB_OFFLINE=1 for this process too (huggingface_hub read the variable at import, so patch the constant)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def photo_and_style(tmp_path, make_image):
+    photo, style = tmp_path / "photo.png", tmp_path / "style.png"
+    make_image(45, 33, seed=1).save(photo)
+    make_image(32, 32, seed=2).save(style)
+    return photo, style
+
+
+def test_repo_id_from_the_cache_in_process(hub_cache, offline, tiny_model_dir, photo_and_style, monkeypatch):
+    photo, style = photo_and_style
+    expected = np.asarray(StyleTransferModel.from_pretrained(tiny_model_dir).stylize(photo, style))
+    by_cache_dir = StyleTransferModel.from_pretrained(REPO_ID, cache_dir=hub_cache)
+    assert np.array_equal(np.asarray(by_cache_dir.stylize(photo, style)), expected)
+    pinned = StyleTransferModel.from_pretrained(REPO_ID, cache_dir=hub_cache, revision=COMMIT)
+    assert np.array_equal(np.asarray(pinned.stylize(photo, style)), expected)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_cache))  # what HF_HUB_CACHE=... does
+    by_env = StyleTransferModel.from_pretrained(REPO_ID)
+    assert np.array_equal(np.asarray(by_env.stylize(photo, style)), expected)
+
+
+def test_repo_id_from_the_cache_in_a_fresh_process(hub_cache, tiny_model_dir, photo_and_style, tmp_path):
+    # The most faithful check: a new interpreter that only has HF_HUB_CACHE and HF_HUB_OFFLINE=1 to go on.
+    photo, style = photo_and_style
+    out = tmp_path / "out.png"
+    script = ("import sys; from cst import StyleTransferModel; "
+              "StyleTransferModel.from_pretrained(sys.argv[1]).stylize(sys.argv[2], sys.argv[3]).save(sys.argv[4])")
+    env = {**os.environ, "HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HOME", None)
+    proc = subprocess.run([sys.executable, "-c", script, REPO_ID, str(photo), str(style), str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    expected = np.asarray(StyleTransferModel.from_pretrained(tiny_model_dir).stylize(photo, style))
+    assert np.array_equal(np.asarray(Image.open(out)), expected)
+
+
+def test_uncached_repo_offline_is_a_one_line_error(tmp_path, offline):
+    with pytest.raises(StyleTransferError, match="cst-tests/not-downloaded") as err:
+        StyleTransferModel.from_pretrained("cst-tests/not-downloaded", cache_dir=tmp_path / "empty")
+    assert "\n" not in str(err.value)
+
+
+def test_push_to_hub_uploads_safetensors_config_and_card(tiny_model, monkeypatch):
+    uploads = []
+
+    class FakeApi:  # stands in for the Hub: nothing leaves the machine
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kwargs):
+            return type("RepoUrl", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, *, repo_id, folder_path, **kwargs):
+            folder = Path(folder_path)
+            uploads.append((repo_id, {p.name: p.read_bytes() for p in folder.iterdir()}))
+            return "https://huggingface.co/fake/commit"
+
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeApi)
+    assert callable(StyleTransferModel.push_to_hub)
+    tiny_model.push_to_hub("cst-tests/pushed")
+    [(repo_id, files)] = uploads
+    assert repo_id == "cst-tests/pushed"
+    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]  # no pickle anywhere
+    assert json.loads(files["config.json"]) == json.loads(json.dumps(asdict(tiny_model.config)))
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.library_name == "cst" and card.data.pipeline_tag == "image-to-image"
+    assert "style-transfer" in card.data.tags
