@@ -101,6 +101,14 @@ def test_resumed_run_matches_uninterrupted_run(full_run, image_dirs, tmp_path):
             assert resumed[step][key] == pytest.approx(full[step][key], rel=1e-5, abs=1e-6), (step, key)
     # only the newest checkpoints are kept
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-4", "step-6"]
+    # a checkpoint exports to the same model the run wrote at that step
+    exported = run([sys.executable, str(ROOT / "train" / "export.py"), str(out / "checkpoints" / "step-6"),
+                    "-o", str(tmp_path / "exported")])
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "exported" / "model.safetensors"), load_file(out / "final" / "model.safetensors")
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
 
 
 def test_two_cpu_processes_stay_in_sync(image_dirs, tmp_path):
