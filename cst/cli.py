@@ -25,7 +25,7 @@ from . import DEFAULT_MODEL
 from .errors import StyleTransferError
 from .functional import blend_style_stats
 from .imageio import IMAGE_SUFFIXES, save_image_atomic
-from .model import StyleTransferModel, _check_number
+from .model import StyleTransferModel, check_number
 
 
 
@@ -85,7 +85,7 @@ def _style_blend(text: str | None, num_styles: int) -> list[float]:
     if text is None:
         return [1.0] * num_styles
     parts = [part.strip() for part in text.split(",")]
-    weights = [_check_number(part, "--style-blend weight", low=0.0) for part in parts]
+    weights = [check_number(part, "--style-blend weight", low=0.0) for part in parts]
     if len(weights) != num_styles:
         raise StyleTransferError(f"--style-blend has {len(weights)} weight(s) for {num_styles} --style image(s)")
     if sum(weights) <= 0:
@@ -139,10 +139,10 @@ def stylize_command(args: argparse.Namespace) -> int:
     """`stylize`: validate everything, load the model, encode the style once, stylise each photo."""
     start = time.perf_counter()
     settings = {
-        "strength": _check_number(args.strength, "--strength", low=0.0, high=1.0),
-        "content_weight": _check_number(args.content_weight, "--content-weight", low=0.0, exclusive_low=True),
-        "style_weight": _check_number(args.style_weight, "--style-weight", low=0.0, exclusive_low=True),
-        "adversarial_weight": _check_number(args.adversarial_weight, "--adversarial-weight", low=0.0,
+        "strength": check_number(args.strength, "--strength", low=0.0, high=1.0),
+        "content_weight": check_number(args.content_weight, "--content-weight", low=0.0, exclusive_low=True),
+        "style_weight": check_number(args.style_weight, "--style-weight", low=0.0, exclusive_low=True),
+        "adversarial_weight": check_number(args.adversarial_weight, "--adversarial-weight", low=0.0,
                                             exclusive_low=True),
         "preserve_color": bool(args.preserve_color),
         "max_size": args.max_size,

@@ -219,7 +219,7 @@ class StyleTransferModel(
         if isinstance(style, (list, tuple)) and style and all(isinstance(s, (list, tuple)) for s in style):
             if any(len(s) != 2 for s in style):
                 raise StyleTransferError("a style blend is a list of (style image, weight) pairs")
-            weights = [_check_number(w, "style blend weight", low=0.0) for _, w in style]
+            weights = [check_number(w, "style blend weight", low=0.0) for _, w in style]
             if sum(weights) <= 0:
                 raise StyleTransferError("style blend weights must not all be zero")
             stats = [self.style_stats(s, style_size) for s, _ in style]
@@ -240,10 +240,10 @@ class StyleTransferModel(
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
         max_size: long side of the working resolution (default config.max_size); the result is resized back.
         """
-        strength = _check_number(strength, "strength", low=0.0, high=1.0)
-        alpha = _check_number(content_weight, "content_weight", low=0.0, exclusive_low=True)
-        beta = _check_number(style_weight, "style_weight", low=0.0, exclusive_low=True)
-        lam = _check_number(adversarial_weight, "adversarial_weight", low=0.0, exclusive_low=True)
+        strength = check_number(strength, "strength", low=0.0, high=1.0)
+        alpha = check_number(content_weight, "content_weight", low=0.0, exclusive_low=True)
+        beta = check_number(style_weight, "style_weight", low=0.0, exclusive_low=True)
+        lam = check_number(adversarial_weight, "adversarial_weight", low=0.0, exclusive_low=True)
         if max_size is not None and (not isinstance(max_size, int) or max_size < 16):
             raise StyleTransferError(f"max_size must be an integer of at least 16, got {max_size!r}")
         photo = load_image(content, "content image")
@@ -340,7 +340,7 @@ class StyleTransferModel(
         return model.to(map_location).eval()
 
 
-def _check_number(value, name: str, *, low: float | None = None, high: float | None = None,
+def check_number(value, name: str, *, low: float | None = None, high: float | None = None,
                   exclusive_low: bool = False) -> float:
     """A finite float within bounds, else a one-line StyleTransferError."""
     try:
