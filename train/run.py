@@ -63,6 +63,7 @@ class TrainConfig:
     pretrain_generator_steps: int = 2_000  # stage 1 length
     pretrain_discriminator_steps: int = 500  # stage 2 length
     learning_rate: float = 1e-4  # generator (Adam)
+    film_learning_rate: float = 1e-3  # the small MLP that turns (α, β, λ) into FiLM: faster, so the sliders learn early
     discriminator_learning_rate: float = 2e-4
     adam_betas: tuple[float, float] = (0.5, 0.999)
     mixed_precision: str = "no"  # no | fp16 | bf16
@@ -254,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         generator.load_state_dict(init.state_dict())
     discriminator = StyleDiscriminator(DiscriminatorConfig(base_channels=cfg.discriminator_channels))
     ema = copy.deepcopy(generator).requires_grad_(False)
-    opt_g = torch.optim.Adam(generator.decoder.parameters(), lr=cfg.learning_rate, betas=cfg.adam_betas)
+    film_params = list(generator.decoder.film.parameters())
+    film_ids = {id(p) for p in film_params}
+    opt_g = torch.optim.Adam([
+        {"params": [p for p in generator.decoder.parameters() if id(p) not in film_ids]},
+        {"params": film_params, "lr": cfg.film_learning_rate},
+    ], lr=cfg.learning_rate, betas=cfg.adam_betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.discriminator_learning_rate, betas=cfg.adam_betas)
     generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
     ema.to(accelerator.device)
