@@ -158,7 +158,6 @@ class StyleTransferModel(
     library_name="cst",
     pipeline_tag="image-to-image",
     tags=["style-transfer", "cst"],
-    repo_url="https://github.com/cst-project/cst",
     license="mit",
 ):
     """Content-preserving arbitrary style transfer. `stylize(content, style, ...)` is the user-facing call.
