@@ -166,3 +166,15 @@ def test_push_without_token_fails_before_training(image_dirs, tmp_path):
     assert proc.returncode != 0
     assert "--push-to-hub needs a Hugging Face token" in proc.stderr
     assert not (tmp_path / "notoken" / "checkpoints").exists()
+
+
+def test_hub_dataset_source_reads_images_through_the_datasets_library(image_dirs):
+    """--content-dataset/--style-dataset go through `datasets.load_dataset`; a local image folder stands in for a Hub
+    id offline (same loader, same image-column detection)."""
+    sys.path.insert(0, str(ROOT / "train"))
+    from data import AugmentedImages, ImageSource
+
+    source = ImageSource(None, str(image_dirs / "style"))
+    assert len(source) == 4 and source.image_column == "image"
+    crop = AugmentedImages(source, 32)[(0, 123)]
+    assert crop.shape == (3, 32, 32) and 0.0 <= float(crop.min()) and float(crop.max()) <= 1.0
