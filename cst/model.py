@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -28,7 +28,7 @@ from torch import nn
 from . import functional as F_
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
-from .vgg import LAYER_ORDER, VGG19Features
+from .vgg import VGG19Features
 
 VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where AdaIN is applied and style stats are taken
