@@ -178,3 +178,46 @@ def test_hub_dataset_source_reads_images_through_the_datasets_library(image_dirs
     assert len(source) == 4 and source.image_column == "image"
     crop = AugmentedImages(source, 32)[(0, 123)]
     assert crop.shape == (3, 32, 32) and 0.0 <= float(crop.min()) and float(crop.max()) <= 1.0
+
+
+def test_style_loss_layers_flag_takes_a_list_and_rejects_unknown_layers(image_dirs, capsys):
+    sys.path.insert(0, str(ROOT / "train"))
+    import run as train_run
+
+    base = ["--content-dir", str(image_dirs / "content"), "--style-dir", str(image_dirs / "style")]
+    assert train_run.parse_args(base).style_loss_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert train_run.parse_args(base + ["--style-loss-layers", "relu3_1", "relu5_1"]).style_loss_layers == (
+        "relu3_1", "relu5_1")
+    with pytest.raises(SystemExit):
+        train_run.parse_args(base + ["--style-loss-layers", "relu4_1", "relu6_1"])
+    assert "--style-loss-layers must name layers among" in capsys.readouterr().err
+
+
+def test_relu5_1_style_term_reaches_the_generator_output(image_dirs):
+    """The relu5_1 style term (beyond the generator's relu4_1 encoder) adds to the loss and sends gradient back."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "train"))
+    import run as train_run
+    from cst import functional as F_
+    from cst.model import STYLE_LAYERS
+    from cst.vgg import LAYER_ORDER, VGG19Features
+
+    base = ["--content-dir", str(image_dirs / "content"), "--style-dir", str(image_dirs / "style")]
+    net = VGG19Features("relu5_1")
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 64, 64, generator=g) ** 3
+    content_feats, style_feats = net(content, STYLE_LAYERS), net(style, LAYER_ORDER)
+    stats = {k: F_.calc_mean_std(style_feats[k]) for k in STYLE_LAYERS}
+    styles = {}
+    for layers in (["relu1_1", "relu2_1", "relu3_1", "relu4_1"], ["relu5_1"], list(LAYER_ORDER)):
+        # no sliced-Wasserstein term here: its random projections depend on how many layers came before
+        cfg = train_run.parse_args(base + ["--style-loss-layers", *layers, "--style-wasserstein-weight", "0"])
+        output = content.clone().requires_grad_(True)
+        parts = train_run.generator_losses(cfg, net, output, content, content_feats, style_feats, stats, 1.0,
+                                           torch.Generator().manual_seed(1))
+        parts["style"].sum().backward()
+        assert output.grad.abs().sum() > 0
+        styles[len(layers)] = parts["style"].item()
+    assert styles[1] > 0
+    assert styles[5] == pytest.approx(styles[4] + styles[1], rel=1e-3)

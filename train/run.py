@@ -38,6 +38,7 @@ from cst import functional as F_  # noqa: E402
 from cst import losses as L  # noqa: E402
 from cst.discriminator import DiscriminatorConfig, StyleDiscriminator  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
+from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from card import write_model_card  # noqa: E402
@@ -74,7 +75,11 @@ class TrainConfig:
     style_gram_weight: float = 1.0
     style_mean_std_weight: float = 1.0
     style_wasserstein_weight: float = 1.0
+    # VGG layers the style losses compare (the generator's AdaIN uses relu1_1..relu4_1 whatever this says); relu5_1
+    # carries the large-scale texture and motif statistics that a relu4_1-only loss leaves unconstrained
+    style_loss_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     content_pixel_l1_weight: float = 1.0  # L1 on luminance vs the photo
+    content_structure_weight: float = 1.0  # instance-normalised relu2_1/relu3_1 vs the photo (structure, not stats)
     content_pixel_l2_weight: float = 0.0  # L2 on luminance vs the photo
     adversarial_scale: float = 0.1
     total_variation_weight: float = 0.5
@@ -104,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         if f.type in ("bool",) or isinstance(default, bool):
             parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, metavar="BOOL")
         elif isinstance(default, tuple):
-            parser.add_argument(flag, type=type(default[0]), nargs=len(default), default=default)
+            parser.add_argument(flag, type=type(default[0]), default=default,
+                                nargs="+" if isinstance(default[0], str) else len(default))
         elif default is None:
             parser.add_argument(flag, type=str, default=None)
         else:
@@ -120,6 +126,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"--adversarial-loss must be one of {sorted(L.ADVERSARIAL_LOSSES)}")
     if cfg.mixed_precision not in ("no", "fp16", "bf16"):
         parser.error("--mixed-precision must be no, fp16 or bf16")
+    bad_layers = sorted(set(cfg.style_loss_layers) - set(LAYER_ORDER))
+    if bad_layers or not cfg.style_loss_layers:
+        parser.error(f"--style-loss-layers must name layers among {' '.join(LAYER_ORDER)}; got {' '.join(bad_layers)}")
     if cfg.image_size % 8 or cfg.image_size < 32:
         parser.error("--image-size must be a multiple of 8, at least 32")
     return cfg
@@ -161,26 +170,27 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)
 
 
-def generator_losses(cfg: TrainConfig, encoder, output: torch.Tensor, content: torch.Tensor,
+def generator_losses(cfg: TrainConfig, loss_net, output: torch.Tensor, content: torch.Tensor,
                      content_feats: dict, style_feats: dict, style_stats: dict, strength: float,
                      generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Per-sample (B,) content and style losses of one generator output. All feature terms are relative
-    (divided by the target's energy), so every layer counts about the same whatever its activation scale."""
-    out_feats = encoder(output, STYLE_LAYERS)
+    (divided by the target's energy), so every layer counts about the same whatever its activation scale.
+    style_feats holds every layer of cfg.style_loss_layers; style_stats the generator's (mean, std) per STYLE_LAYERS."""
+    out_feats = loss_net(output, tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers))))
     # content: relu4_1 against the AdaIN target (AdaIN's content loss), structure at relu2_1/relu3_1 against the
     # photo after instance norm (structure without the photo's feature statistics), luminance in pixels
     target = F_.adaptive_instance_normalization(content_feats["relu4_1"], *style_stats["relu4_1"], strength)
     content_loss = L.l2_per_sample(out_feats["relu4_1"], target) / L.l2_per_sample(target, torch.zeros_like(target))
     for layer in ("relu2_1", "relu3_1"):
-        content_loss = content_loss + L.l2_per_sample(instance_norm(out_feats[layer]),
+        content_loss = content_loss + cfg.content_structure_weight * L.l2_per_sample(instance_norm(out_feats[layer]),
                                                       instance_norm(content_feats[layer]))
     lum_out, lum_in = luminance(output), luminance(content)
     content_loss = content_loss + cfg.content_pixel_l1_weight * L.l1_per_sample(lum_out, lum_in)
     if cfg.content_pixel_l2_weight:
         content_loss = content_loss + cfg.content_pixel_l2_weight * L.l2_per_sample(lum_out, lum_in)
     style_loss = torch.zeros_like(content_loss)
-    for layer in STYLE_LAYERS:
-        mean, std = style_stats[layer]
+    for layer in cfg.style_loss_layers:
+        mean, std = style_stats[layer] if layer in style_stats else F_.calc_mean_std(style_feats[layer])
         energy = (mean.float() ** 2 + std.float() ** 2).flatten(1).mean(1)  # E[f²] per sample
         style_loss = style_loss + cfg.style_mean_std_weight * L.mean_std_per_sample(out_feats[layer], mean, std) / energy
         gram_s = F_.gram_matrix(style_feats[layer])
@@ -268,7 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     accelerator.register_for_checkpointing(ema, progress)
     gen_unwrapped = accelerator.unwrap_model(generator)
     disc_unwrapped = accelerator.unwrap_model(discriminator)
-    encoder = gen_unwrapped.encoder  # frozen VGG19, shared by the generator and the losses
+    encoder = gen_unwrapped.encoder  # frozen VGG19 (to relu4_1), shared by the generator and the losses
+    deepest = max(cfg.style_loss_layers, key=LAYER_ORDER.index)
+    loss_net = encoder if LAYER_ORDER.index(deepest) <= LAYER_ORDER.index(encoder.last_layer) else \
+        VGG19Features(deepest).to(accelerator.device)  # the same frozen weights, a few layers deeper
+    style_loss_layers = tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers)))
     d_loss_fn, g_adv_fn = L.ADVERSARIAL_LOSSES[cfg.adversarial_loss]
 
     ckpt = find_checkpoint(cfg)
@@ -321,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             weights = sample_loss_weights(content.shape[0], cfg, rng).to(accelerator.device)
             with accelerator.accumulate(generator, discriminator), accelerator.autocast():
                 with torch.no_grad():
-                    style_feats = encoder(style, STYLE_LAYERS)
-                    style_stats = {k: F_.calc_mean_std(v) for k, v in style_feats.items()}
+                    style_feats = loss_net(style, style_loss_layers)
+                    style_stats = {k: F_.calc_mean_std(style_feats[k]) for k in STYLE_LAYERS}
                     content_feats = encoder(content, STYLE_LAYERS)
                 if stage in ("discriminator", "joint"):
                     with torch.no_grad():
@@ -336,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                     logs["d_loss"] = d_loss.detach()
                 if stage in ("generator", "joint"):
                     output = generator(content, style_stats, weights)
-                    parts = generator_losses(cfg, encoder, output, content, content_feats, style_feats,
+                    parts = generator_losses(cfg, loss_net, output, content, content_feats, style_feats,
                                              style_stats, 1.0, rng)
                     alpha, beta, lam = weights.unbind(1)
                     per_sample = alpha * parts["content"] + beta * parts["style"] + cfg.total_variation_weight * parts["tv"]
