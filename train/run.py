@@ -73,6 +73,7 @@ class TrainConfig:
     adversarial_loss: str = "hinge"  # hinge | nonsaturating | least_squares
     # inner weights that make each loss family O(1) at the slider value 1 (all style/content terms are relative)
     style_gram_weight: float = 1.0
+    style_gram_squared: bool = False  # False: relative Gram error per layer; True: its square (the classic MSE form)
     style_mean_std_weight: float = 1.0
     style_wasserstein_weight: float = 1.0
     # VGG layers the style losses compare (the generator's AdaIN uses relu1_1..relu4_1 whatever this says); relu5_1
@@ -194,8 +195,10 @@ def generator_losses(cfg: TrainConfig, loss_net, output: torch.Tensor, content: 
         energy = (mean.float() ** 2 + std.float() ** 2).flatten(1).mean(1)  # E[f²] per sample
         style_loss = style_loss + cfg.style_mean_std_weight * L.mean_std_per_sample(out_feats[layer], mean, std) / energy
         gram_s = F_.gram_matrix(style_feats[layer])
+        gram_ratio = L.gram_per_sample(out_feats[layer], gram_s) / L.l2_per_sample(gram_s, torch.zeros_like(gram_s))
+        # ‖G_out − G_style‖ / ‖G_style‖ (cst.eval's metric) unless squared: squaring lets the worst layer dominate
         style_loss = style_loss + cfg.style_gram_weight * (
-            L.gram_per_sample(out_feats[layer], gram_s) / L.l2_per_sample(gram_s, torch.zeros_like(gram_s)))
+            gram_ratio if cfg.style_gram_squared else (gram_ratio + 1e-8).sqrt())
         if cfg.style_wasserstein_weight:
             style_loss = style_loss + cfg.style_wasserstein_weight * L.sliced_wasserstein_per_sample(
                 out_feats[layer], style_feats[layer], num_projections=32, generator=generator) / energy
