@@ -221,3 +221,31 @@ def test_relu5_1_style_term_reaches_the_generator_output(image_dirs):
         styles[len(layers)] = parts["style"].item()
     assert styles[1] > 0
     assert styles[5] == pytest.approx(styles[4] + styles[1], rel=1e-3)
+
+
+@pytest.mark.parametrize("squared", [False, True])
+def test_gram_style_term_is_the_evaluations_relative_error(image_dirs, squared):
+    """Training's Gram term is cst.eval's metric ‖G_out − G_style‖ / ‖G_style‖ per layer (or its square)."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "train"))
+    import run as train_run
+    from cst import eval as cst_eval
+    from cst import functional as F_
+    from cst.model import STYLE_LAYERS
+    from cst.vgg import VGG19Features
+
+    cfg = train_run.parse_args([
+        "--content-dir", str(image_dirs / "content"), "--style-dir", str(image_dirs / "style"),
+        "--style-loss-layers", "relu3_1", "--style-mean-std-weight", "0", "--style-wasserstein-weight", "0",
+        "--style-gram-weight", "1", "--style-gram-squared", str(squared)])
+    net = VGG19Features("relu4_1")
+    g = torch.Generator().manual_seed(0)
+    content, style = torch.rand(2, 3, 48, 48, generator=g), torch.rand(2, 3, 48, 48, generator=g) ** 2
+    content_feats, style_feats = net(content, STYLE_LAYERS), net(style, STYLE_LAYERS)
+    stats = {k: F_.calc_mean_std(v) for k, v in style_feats.items()}
+    parts = train_run.generator_losses(cfg, net, content, content, content_feats, style_feats, stats, 1.0, g)
+    for i in range(2):
+        expected = cst_eval.relative_error(F_.gram_matrix(content_feats["relu3_1"][i:i + 1]),
+                                           F_.gram_matrix(style_feats["relu3_1"][i:i + 1]))
+        assert parts["style"][i].item() == pytest.approx(expected ** 2 if squared else expected, rel=1e-4)
