@@ -111,6 +111,19 @@ def test_resumed_run_matches_uninterrupted_run(full_run, image_dirs, tmp_path):
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
 
 
+def test_learning_rates_given_on_resume_replace_the_checkpoints(full_run, image_dirs, tmp_path):
+    """Optimiser state restores the old learning rates; the flags of the resuming run must win."""
+    import shutil
+
+    out_full, _ = full_run
+    out = tmp_path / "relr"
+    shutil.copytree(out_full / "checkpoints" / "step-4", out / "checkpoints" / "step-4")
+    proc = accelerate(train_args(image_dirs, out, "--max-steps", "5", "--resume-from-checkpoint", "latest",
+                                 "--learning-rate", "3e-5", "--discriminator-learning-rate", "7e-5"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "at step 4 (learning rates: generator 3e-05, FiLM 0.001, discriminator 7e-05)" in proc.stderr
+
+
 def test_two_cpu_processes_stay_in_sync(image_dirs, tmp_path):
     out = tmp_path / "ddp"
     proc = run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", RUN,

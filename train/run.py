@@ -291,7 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = find_checkpoint(cfg)
     if ckpt is not None:
         accelerator.load_state(str(ckpt))
-        logger.info("resumed from %s at step %d", ckpt, progress.step)
+        # the optimiser state restores the checkpoint's learning rates and betas; this run's flags win
+        for group, lr in zip(opt_g.param_groups, (cfg.learning_rate, cfg.film_learning_rate)):
+            group.update(lr=lr, betas=cfg.adam_betas)
+        for group in opt_d.param_groups:
+            group.update(lr=cfg.discriminator_learning_rate, betas=cfg.adam_betas)
+        logger.info("resumed from %s at step %d (learning rates: generator %g, FiLM %g, discriminator %g)", ckpt,
+                    progress.step, *(g["lr"] for g in opt_g.param_groups), opt_d.param_groups[0]["lr"])
     start_step = progress.step
     history = out_dir / "losses.jsonl"
     if accelerator.is_main_process and history.exists():  # drop entries logged after the checkpoint we resume from
