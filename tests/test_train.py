@@ -262,3 +262,24 @@ def test_gram_style_term_is_the_evaluations_relative_error(image_dirs, squared):
         expected = cst_eval.relative_error(F_.gram_matrix(content_feats["relu3_1"][i:i + 1]),
                                            F_.gram_matrix(style_feats["relu3_1"][i:i + 1]))
         assert parts["style"][i].item() == pytest.approx(expected ** 2 if squared else expected, rel=1e-4)
+
+
+def test_crop_scale_sets_how_much_of_the_image_a_training_crop_covers(image_dirs, tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "train"))
+    import run as train_run
+    from data import AugmentedImages, ImageSource
+
+    ramp = np.tile(np.linspace(0, 255, 400).astype(np.uint8), (300, 1))  # left-to-right grey ramp, 400 x 300
+    (tmp_path / "ramp").mkdir()
+    Image.fromarray(ramp).convert("RGB").save(tmp_path / "ramp" / "ramp.png")
+    source = ImageSource(str(tmp_path / "ramp"), None)
+    for seed in range(5):
+        small = AugmentedImages(source, 32, (0.04, 0.04))[(0, seed)]
+        whole = AugmentedImages(source, 32, (1.0, 1.0))[(0, seed)]
+        assert float(small.max() - small.min()) < 0.3  # a crop ~1/5 of the width sees ~1/5 of the ramp
+        assert float(whole.max() - whole.min()) > 0.6  # most of it (the aspect ratio is jittered too)
+    base = ["--content-dir", str(image_dirs / "content"), "--style-dir", str(image_dirs / "style")]
+    assert train_run.parse_args(base + ["--crop-scale", "0.04", "0.16"]).crop_scale == (0.04, 0.16)
+    with pytest.raises(SystemExit):
+        train_run.parse_args(base + ["--crop-scale", "0", "0.5"])
+    assert "--crop-scale needs 0 < min <= max <= 1" in capsys.readouterr().err

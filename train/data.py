@@ -91,8 +91,8 @@ def random_resized_crop(img: Image.Image, size: int, generator: torch.Generator,
 class AugmentedImages(Dataset):
     """Map-style dataset keyed by (index, seed): the seed fixes the crop and flip of that sample."""
 
-    def __init__(self, source: ImageSource, size: int):
-        self.source, self.size = source, size
+    def __init__(self, source: ImageSource, size: int, scale: tuple[float, float] = (0.25, 1.0)):
+        self.source, self.size, self.scale = source, size, scale
 
     def __len__(self) -> int:
         return len(self.source)
@@ -107,7 +107,7 @@ class AugmentedImages(Dataset):
                 self.source.skipped += 1
                 logger.warning("skipping undecodable image #%d (%s)", i, type(err).__name__)
                 continue
-            return random_resized_crop(img, self.size, torch.Generator().manual_seed(seed))
+            return random_resized_crop(img, self.size, torch.Generator().manual_seed(seed), scale=self.scale)
         raise RuntimeError(f"no decodable image in {self.source.name}")
 
 

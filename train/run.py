@@ -59,6 +59,9 @@ class TrainConfig:
     dataset_split: str = "train"
     image_size: int = 256  # square training crops
     batch_size: int = 8  # per process
+    # area fraction of the image each training crop covers (then resized to image_size): it sets the texture scale
+    # the generator learns. Small crops of ~500 px images at 128 px keep brushwork at about its size at 512 px use
+    crop_scale: tuple[float, float] = (0.25, 1.0)
     gradient_accumulation_steps: int = 1
     max_steps: int = 40_000  # optimiser steps in total, all stages
     pretrain_generator_steps: int = 2_000  # stage 1 length
@@ -130,6 +133,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     bad_layers = sorted(set(cfg.style_loss_layers) - set(LAYER_ORDER))
     if bad_layers or not cfg.style_loss_layers:
         parser.error(f"--style-loss-layers must name layers among {' '.join(LAYER_ORDER)}; got {' '.join(bad_layers)}")
+    if not 0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1:
+        parser.error(f"--crop-scale needs 0 < min <= max <= 1, got {cfg.crop_scale[0]:g} {cfg.crop_scale[1]:g}")
     if cfg.image_size % 8 or cfg.image_size < 32:
         parser.error("--image-size must be a multiple of 8, at least 32")
     return cfg
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     def loader(source: ImageSource, salt: int):
         sampler = StepSampler(len(source), cfg.batch_size, cfg.seed, accelerator.process_index,
                               accelerator.num_processes, start_step * cfg.gradient_accumulation_steps, salt)
-        return iter(DataLoader(AugmentedImages(source, cfg.image_size), batch_sampler=sampler,
+        return iter(DataLoader(AugmentedImages(source, cfg.image_size, cfg.crop_scale), batch_sampler=sampler,
                                num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0))
 
     content_iter, style_iter = loader(contents, 0), loader(styles, 1)
