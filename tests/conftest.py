@@ -81,3 +81,27 @@ def write_image(tmp_path):
         return path
 
     return write
+
+
+class _MakeDirsOnUnpickle:
+    """Pickles to 'create a folder': what a malicious weight file could do if unpickled without weights_only."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.makedirs, (self.marker,)
+
+
+@pytest.fixture
+def malicious_pickle(tmp_path):
+    """malicious_pickle(path, key) writes a torch.save'd {key: payload} to `path`; unpickling it without
+    weights_only creates the returned marker folder, so `not marker.exists()` proves the file was never unpickled."""
+
+    def write(path: Path, key: str) -> Path:
+        marker = tmp_path / f"pwned-{path.name}"
+        torch.save({key: _MakeDirsOnUnpickle(str(marker))}, path)
+        return marker
+
+    return write

@@ -311,20 +311,10 @@ def test_weights_that_are_not_safetensors(saved):
     assert "safetensors" in _load_error(saved)
 
 
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        import os
-        return os.makedirs, (self.marker,)
-
-
-def test_a_folder_with_only_a_pickle_is_refused_unopened(tmp_path):
+def test_a_folder_with_only_a_pickle_is_refused_unopened(tmp_path, malicious_pickle):
     folder = tmp_path / "old_model"
     folder.mkdir()
-    marker = tmp_path / "pwned"
-    torch.save({"decoder.to_rgb.1.weight": _Payload(str(marker))}, folder / "pytorch_model.bin")
+    marker = malicious_pickle(folder / "pytorch_model.bin", "decoder.to_rgb.1.weight")
     message = _load_error(folder)
     assert not marker.exists()
     assert "pytorch_model.bin" in message and "pickle" in message, (

