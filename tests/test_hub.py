@@ -124,3 +124,19 @@ def test_push_to_hub_uploads_safetensors_config_and_card(tiny_model, monkeypatch
     card = ModelCard(files["README.md"].decode())
     assert card.data.library_name == "cst" and card.data.pipeline_tag == "image-to-image"
     assert "style-transfer" in card.data.tags
+
+
+def test_packaged_model_card_is_model_card_md_without_repo_images():
+    """cst/default_model/README.md (what a Hub upload of the default model shows) must not drift from model_card.md:
+    the same text, except that images of the repository's docs/ become a line naming the file."""
+    import re
+
+    repo_lines = (ROOT / "model_card.md").read_text().splitlines()
+    packaged_lines = (ROOT / "cst" / "default_model" / "README.md").read_text().splitlines()
+    assert len(repo_lines) == len(packaged_lines)
+    for repo_line, packaged_line in zip(repo_lines, packaged_lines):
+        image = re.fullmatch(r"!\[[^\]]*\]\((docs/[^)]+)\)", repo_line)
+        if image:
+            assert f"`{image.group(1)}` in the cst repository" in packaged_line
+        else:
+            assert packaged_line == repo_line

@@ -176,13 +176,18 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)
 
 
+def feature_layers(cfg: TrainConfig) -> tuple[str, ...]:
+    """Layers the losses read: the generator's AdaIN layers (content terms, AdaIN target) plus the style-loss layers."""
+    return tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers)))
+
+
 def generator_losses(cfg: TrainConfig, loss_net, output: torch.Tensor, content: torch.Tensor,
                      content_feats: dict, style_feats: dict, style_stats: dict, strength: float,
                      generator: torch.Generator) -> dict[str, torch.Tensor]:
     """Per-sample (B,) content and style losses of one generator output. All feature terms are relative
     (divided by the target's energy), so every layer counts about the same whatever its activation scale.
     style_feats holds every layer of cfg.style_loss_layers; style_stats the generator's (mean, std) per STYLE_LAYERS."""
-    out_feats = loss_net(output, tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers))))
+    out_feats = loss_net(output, feature_layers(cfg))
     # content: relu4_1 against the AdaIN target (AdaIN's content loss), structure at relu2_1/relu3_1 against the
     # photo after instance norm (structure without the photo's feature statistics), luminance in pixels
     target = F_.adaptive_instance_normalization(content_feats["relu4_1"], *style_stats["relu4_1"], strength)
@@ -290,7 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     deepest = max(cfg.style_loss_layers, key=LAYER_ORDER.index)
     loss_net = encoder if LAYER_ORDER.index(deepest) <= LAYER_ORDER.index(encoder.last_layer) else \
         VGG19Features(deepest).to(accelerator.device)  # the same frozen weights, a few layers deeper
-    style_loss_layers = tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers)))
     d_loss_fn, g_adv_fn = L.ADVERSARIAL_LOSSES[cfg.adversarial_loss]
 
     ckpt = find_checkpoint(cfg)
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             weights = sample_loss_weights(content.shape[0], cfg, rng).to(accelerator.device)
             with accelerator.accumulate(generator, discriminator), accelerator.autocast():
                 with torch.no_grad():
-                    style_feats = loss_net(style, style_loss_layers)
+                    style_feats = loss_net(style, feature_layers(cfg))
                     style_stats = {k: F_.calc_mean_std(style_feats[k]) for k in STYLE_LAYERS}
                     content_feats = encoder(content, STYLE_LAYERS)
                 if stage in ("discriminator", "joint"):
