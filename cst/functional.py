@@ -18,13 +18,15 @@ def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, 
 
 
 def adaptive_instance_normalization(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
-                                    strength: torch.Tensor | float = 1.0) -> torch.Tensor:
+                                    strength: torch.Tensor | float = 1.0,
+                                    content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """AdaIN (Huang & Belongie 2017): t = σ_s (f_c − μ_c) / σ_c + μ_s, then t = s·t + (1 − s)·f_c.
 
-    content: (B, C, H, W); style_mean/std: (B, C, 1, 1); strength: float or (B,) in [0, 1].
+    content: (B, C, H, W); style_mean/std: (B, C, 1, 1); strength: float or (B,) in [0, 1]; content_stats: (μ_c, σ_c)
+    from outside (a thumbnail of the whole picture, for tiles) instead of the content's own.
     """
     assert style_mean.shape[:2] == content.shape[:2], f"style stats {tuple(style_mean.shape)} vs {tuple(content.shape)}"
-    c_mean, c_std = calc_mean_std(content)
+    c_mean, c_std = content_stats if content_stats is not None else calc_mean_std(content)
     t = (content.float() - c_mean) / c_std * style_std + style_mean
     if not torch.is_tensor(strength):
         strength = torch.tensor(float(strength), device=content.device)
@@ -53,6 +55,11 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
 
 # ITU-R BT.601 luma / chroma (YIQ) used for colour preservation: keep the output's luminance, the photo's colour.
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def luminance(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma Y of (B, 3, H, W) RGB -> (B, 1, H, W)."""
+    return torch.einsum("j,bjhw->bhw", _RGB_TO_YIQ[0].to(rgb), rgb).unsqueeze(1)
 
 
 def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:

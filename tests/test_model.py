@@ -151,7 +151,7 @@ def slider_model(make_image):
     dozen CPU steps enough to learn the slider directions reliably; the full decoder needs thousands of steps.
     """
     torch.manual_seed(0)
-    model = StyleTransferModel(StyleTransferConfig(decoder_channels=(16, 16, 16), condition_dim=16, style_size=32,
+    model = StyleTransferModel(StyleTransferConfig(architecture="vgg", decoder_channels=(16, 16, 16), condition_dim=16, style_size=32,
                                                    max_size=32))
     photos = torch.cat([pil_to_tensor(make_image(32, 32, seed=s)) for s in range(4)])
     style = stripes(32)

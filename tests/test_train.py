@@ -36,7 +36,8 @@ def image_dirs(tmp_path_factory):
 def train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["--content-dir", str(data / "content"), "--style-dir", str(data / "style"), "--output-dir", str(out),
             "--image-size", "64", "--batch-size", "2", "--pretrain-generator-steps", "2",
-            "--pretrain-discriminator-steps", "1", "--decoder-channels", "16", "16", "8", "--discriminator-channels",
+            "--pretrain-discriminator-steps", "1", "--decoder-channels", "16", "16", "8", "--light-widths", "8", "16",
+            "--light-blocks", "1", "--style-size", "32", "--discriminator-base-channels",
             "8", "--log-every", "1", "--sample-every", "3", "--checkpoint-every", "2", "--checkpoints-total-limit", "2", "--num-workers", "0", *extra]
 
 
@@ -149,8 +150,7 @@ def test_push_to_hub_uploads_exactly_weights_config_and_card(image_dirs, tmp_pat
     """The network upload is faked at the HfApi boundary only; everything else is the real script."""
     import huggingface_hub
 
-    sys.path.insert(0, str(ROOT / "train"))
-    import run as train_run
+    from train import run as train_run
 
     uploaded = {}
 
@@ -184,8 +184,7 @@ def test_push_without_token_fails_before_training(image_dirs, tmp_path):
 def test_hub_dataset_source_reads_images_through_the_datasets_library(image_dirs):
     """--content-dataset/--style-dataset go through `datasets.load_dataset`; a local image folder stands in for a Hub
     id offline (same loader, same image-column detection)."""
-    sys.path.insert(0, str(ROOT / "train"))
-    from data import AugmentedImages, ImageSource
+    from train.data import AugmentedImages, ImageSource
 
     source = ImageSource(None, str(image_dirs / "style"))
     assert len(source) == 4 and source.image_column == "image"
@@ -194,12 +193,11 @@ def test_hub_dataset_source_reads_images_through_the_datasets_library(image_dirs
 
 
 def test_style_loss_layers_flag_takes_a_list_and_rejects_unknown_layers(image_dirs, capsys):
-    sys.path.insert(0, str(ROOT / "train"))
-    import run as train_run
+    from train import run as train_run
 
     base = ["--content-dir", str(image_dirs / "content"), "--style-dir", str(image_dirs / "style")]
-    assert train_run.parse_args(base).style_loss_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    assert train_run.parse_args(base + ["--style-loss-layers", "relu3_1", "relu5_1"]).style_loss_layers == (
+    assert train_run.parse_args(base).loss.style_loss_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    assert train_run.parse_args(base + ["--style-loss-layers", "relu3_1", "relu5_1"]).loss.style_loss_layers == (
         "relu3_1", "relu5_1")
     with pytest.raises(SystemExit):
         train_run.parse_args(base + ["--style-loss-layers", "relu4_1", "relu6_1"])
@@ -210,9 +208,9 @@ def test_relu5_1_style_term_reaches_the_generator_output(image_dirs):
     """The relu5_1 style term (beyond the generator's relu4_1 encoder) adds to the loss and sends gradient back."""
     import torch
 
-    sys.path.insert(0, str(ROOT / "train"))
-    import run as train_run
+    from train import run as train_run
     from cst import functional as F_
+    from cst import losses as L
     from cst.model import STYLE_LAYERS
     from cst.vgg import LAYER_ORDER, VGG19Features
 
@@ -227,8 +225,8 @@ def test_relu5_1_style_term_reaches_the_generator_output(image_dirs):
         # no sliced-Wasserstein term here: its random projections depend on how many layers came before
         cfg = train_run.parse_args(base + ["--style-loss-layers", *layers, "--style-wasserstein-weight", "0"])
         output = content.clone().requires_grad_(True)
-        parts = train_run.generator_losses(cfg, net, output, content, content_feats, style_feats, stats, 1.0,
-                                           torch.Generator().manual_seed(1))
+        parts = L.generator_objective(cfg.loss, net, output, content, content_feats, style_feats, stats,
+                                      torch.ones(1, 3), torch.Generator().manual_seed(1))
         parts["style"].sum().backward()
         assert output.grad.abs().sum() > 0
         styles[len(layers)] = parts["style"].item()
@@ -241,10 +239,10 @@ def test_gram_style_term_is_the_evaluations_relative_error(image_dirs, squared):
     """Training's Gram term is cst.eval's metric ‖G_out − G_style‖ / ‖G_style‖ per layer (or its square)."""
     import torch
 
-    sys.path.insert(0, str(ROOT / "train"))
-    import run as train_run
+    from train import run as train_run
     from cst import eval as cst_eval
     from cst import functional as F_
+    from cst import losses as L
     from cst.model import STYLE_LAYERS
     from cst.vgg import VGG19Features
 
@@ -257,7 +255,7 @@ def test_gram_style_term_is_the_evaluations_relative_error(image_dirs, squared):
     content, style = torch.rand(2, 3, 48, 48, generator=g), torch.rand(2, 3, 48, 48, generator=g) ** 2
     content_feats, style_feats = net(content, STYLE_LAYERS), net(style, STYLE_LAYERS)
     stats = {k: F_.calc_mean_std(v) for k, v in style_feats.items()}
-    parts = train_run.generator_losses(cfg, net, content, content, content_feats, style_feats, stats, 1.0, g)
+    parts = L.generator_objective(cfg.loss, net, content, content, content_feats, style_feats, stats, torch.ones(2, 3), g)
     for i in range(2):
         expected = cst_eval.relative_error(F_.gram_matrix(content_feats["relu3_1"][i:i + 1]),
                                            F_.gram_matrix(style_feats["relu3_1"][i:i + 1]))
@@ -265,9 +263,8 @@ def test_gram_style_term_is_the_evaluations_relative_error(image_dirs, squared):
 
 
 def test_crop_scale_sets_how_much_of_the_image_a_training_crop_covers(image_dirs, tmp_path, capsys):
-    sys.path.insert(0, str(ROOT / "train"))
-    import run as train_run
-    from data import AugmentedImages, ImageSource
+    from train import run as train_run
+    from train.data import AugmentedImages, ImageSource
 
     ramp = np.tile(np.linspace(0, 255, 400).astype(np.uint8), (300, 1))  # left-to-right grey ramp, 400 x 300
     (tmp_path / "ramp").mkdir()
@@ -283,3 +280,82 @@ def test_crop_scale_sets_how_much_of_the_image_a_training_crop_covers(image_dirs
     with pytest.raises(SystemExit):
         train_run.parse_args(base + ["--crop-scale", "0", "0.5"])
     assert "--crop-scale needs 0 < min <= max <= 1" in capsys.readouterr().err
+
+
+# -- the named steps, in-process on a tiny model ---------------------------------------------------------------
+@pytest.fixture
+def trainer(image_dirs, tmp_path, monkeypatch):
+    import torch
+    from accelerate import Accelerator
+
+    from train import run as train_run
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    torch.manual_seed(0)
+    cfg = train_run.parse_args(train_args(image_dirs, tmp_path / "steps", "--max-steps", "4"))
+    t = train_run.Trainer(cfg, Accelerator(cpu=True))
+    t.open_data()
+    return t
+
+
+def _snapshot(module):
+    """Parameters only: spectral norm's power-iteration buffers move on every forward pass by design."""
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _changed(before, module):
+    return sorted(k for k, v in module.named_parameters() if not v.detach().equal(before[k]))
+
+
+def test_discriminator_step_updates_only_the_discriminator(trainer):
+    g0, d0 = _snapshot(trainer.gen.trainable_modules()), _snapshot(trainer.disc)
+    logs = trainer.discriminator_step(trainer.next_batch(0, 0))
+    assert set(logs) == {"d_loss"} and logs["d_loss"].isfinite()
+    assert _changed(g0, trainer.gen.trainable_modules()) == [] and _changed(d0, trainer.disc)
+
+
+def test_generator_step_updates_only_the_generator_and_logs_every_term(trainer):
+    g0, d0 = _snapshot(trainer.gen.trainable_modules()), _snapshot(trainer.disc)
+    logs = trainer.generator_step(trainer.next_batch(0, 0), adversarial=True)
+    assert set(logs) == {"g_loss", "content", "style", "tv", "adversarial"}
+    assert _changed(d0, trainer.disc) == [] and _changed(g0, trainer.gen.trainable_modules())
+
+
+def test_light_generator_is_conditioned_on_the_whole_painting_not_the_crop(trainer):
+    b = trainer.next_batch(0, 0)
+    size = trainer.cfg.generator.style_size
+    assert trainer.gen.is_light and b.style.shape[-1] == trainer.cfg.image_size
+    assert not torch_equal_stats(b.cond_stats, b.style_stats)  # thumbnails of whole paintings, at style_size
+    assert size == 32
+
+
+def torch_equal_stats(a, b) -> bool:
+    return all(a[k][0].shape == b[k][0].shape and bool((a[k][0] == b[k][0]).all()) for k in a)
+
+
+def test_distillation_warm_start_pulls_towards_the_teacher(image_dirs, tmp_path, make_model):
+    """Stage 0: pixel L1 to a saved model's outputs; it is logged and runs before the method's stages."""
+    teacher = tmp_path / "teacher"
+    make_model().save_pretrained(teacher)
+    out = tmp_path / "distill"
+    proc = accelerate(train_args(image_dirs, out, "--max-steps", "4", "--distill-from", str(teacher),
+                                 "--distill-steps", "2", "--pretrain-generator-steps", "3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stages = {r["step"]: r["stage"] for r in losses_by_step(out).values()}
+    assert stages == {1: "distill", 2: "distill", 3: "generator", 4: "discriminator"}
+    assert "distill_l1" in losses_by_step(out)[1] and "images_per_s" in losses_by_step(out)[1]
+
+
+def test_train_config_round_trips_strictly_and_nests_the_library_configs(image_dirs):
+    from cst import StyleTransferConfig
+    from cst.errors import StyleTransferError
+    from train.config import TrainConfig
+    from train import run as train_run
+
+    cfg = train_run.parse_args(train_args(image_dirs, Path("x"), "--style-gram-weight", "3", "--architecture", "vgg"))
+    assert isinstance(cfg.generator, StyleTransferConfig) and cfg.generator.architecture == "vgg"
+    assert cfg.loss.style_gram_weight == 3 and cfg.discriminator.base_channels == 8
+    data = json.loads(json.dumps(cfg.to_dict()))
+    assert TrainConfig.from_dict(data) == cfg
+    with pytest.raises(StyleTransferError, match="unknown keys"):
+        TrainConfig.from_dict({**data, "loss": {**data["loss"], "gram": 1}})

@@ -61,7 +61,7 @@ def write_model_card(path: Path, *, cfg: dict, steps: int, last_losses: dict, nu
         content=cfg.get("content_dir") or cfg.get("content_dataset"), style=cfg.get("style_dir") or cfg.get("style_dataset"),
         image_size=cfg["image_size"], batch_size=cfg["batch_size"], num_processes=num_processes,
         accum=cfg["gradient_accumulation_steps"], precision=cfg["mixed_precision"], adv=cfg["adversarial_loss"],
-        wmin=cfg["weight_min"], wmax=cfg["weight_max"], hours=seconds / 3600, hardware=hardware,
+        wmin=cfg["generator"]["weight_min"], wmax=cfg["generator"]["weight_max"], hours=seconds / 3600, hardware=hardware,
         losses=", ".join(f"{k} {v:.4g}" for k, v in sorted(last_losses.items())) or "n/a",
         grid_line=f"\nLast sample grid of the run (content | style | output at β = 0.3, 1, 3): `{sample_grid}`\n"
         if sample_grid else "",

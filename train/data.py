@@ -89,10 +89,14 @@ def random_resized_crop(img: Image.Image, size: int, generator: torch.Generator,
 
 
 class AugmentedImages(Dataset):
-    """Map-style dataset keyed by (index, seed): the seed fixes the crop and flip of that sample."""
+    """Map-style dataset keyed by (index, seed): the seed fixes the crop and flip of that sample.
 
-    def __init__(self, source: ImageSource, size: int, scale: tuple[float, float] = (0.25, 1.0)):
-        self.source, self.size, self.scale = source, size, scale
+    With `thumbnail_size`, each item is (crop, thumbnail): the thumbnail is the whole image resized to a square of
+    that side (the view the light generator's style statistics come from at inference), the crop what losses see."""
+
+    def __init__(self, source: ImageSource, size: int, scale: tuple[float, float] = (0.25, 1.0),
+                 thumbnail_size: int | None = None):
+        self.source, self.size, self.scale, self.thumbnail_size = source, size, scale, thumbnail_size
 
     def __len__(self) -> int:
         return len(self.source)
@@ -107,7 +111,11 @@ class AugmentedImages(Dataset):
                 self.source.skipped += 1
                 logger.warning("skipping undecodable image #%d (%s)", i, type(err).__name__)
                 continue
-            return random_resized_crop(img, self.size, torch.Generator().manual_seed(seed), scale=self.scale)
+            crop = random_resized_crop(img, self.size, torch.Generator().manual_seed(seed), scale=self.scale)
+            if self.thumbnail_size is None:
+                return crop
+            side = self.thumbnail_size
+            return crop, pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))[0]
         raise RuntimeError(f"no decodable image in {self.source.name}")
 
 

@@ -2,8 +2,9 @@
 
     python train/export.py runs/v1/checkpoints/step-3000 -o my-model
 
-Useful while a run is still going (the run itself only writes `final/` at its last step). The checkpoint's EMA state
-is read with `torch.load(weights_only=True)`: tensors only, nothing unpickled beyond them.
+Useful while a run is still going (the run itself only writes `final/` at its last step). The generator's
+configuration is read from the run's train_config.json (strictly); the checkpoint's EMA state is read with
+`torch.load(weights_only=True)`: tensors only, nothing unpickled beyond them.
 """
 from __future__ import annotations
 
@@ -14,20 +15,20 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: make `cst` and `train` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cst import StyleTransferConfig, StyleTransferModel  # noqa: E402
+from cst import StyleTransferModel  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.run import checkpoint_file  # noqa: E402
 
-EMA_FILE = "custom_checkpoint_0.pkl"  # train/run.py registers the EMA generator first, the step counter second
+EMA_FILE = checkpoint_file("ema")
 
 
 def export(checkpoint: Path, output: Path) -> StyleTransferModel:
-    """Rebuild the run's generator config from train_config.json beside the checkpoints and load the EMA weights."""
-    run_dir = checkpoint.parent.parent
-    cfg = json.loads((run_dir / "train_config.json").read_text())
-    config = StyleTransferConfig(decoder_channels=tuple(cfg["decoder_channels"]), skip_connections=cfg["skip_connections"],
-                                 weight_min=cfg["weight_min"], weight_max=cfg["weight_max"])
-    model = StyleTransferModel(config)
+    """Rebuild the run's generator from train_config.json beside the checkpoints and load the EMA weights."""
+    cfg = TrainConfig.from_dict(json.loads((checkpoint.parent.parent / "train_config.json").read_text()))
+    model = StyleTransferModel(cfg.generator)
     state = torch.load(checkpoint / EMA_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     model.save_pretrained(output)

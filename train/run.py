@@ -3,16 +3,17 @@
     accelerate launch train/run.py --content-dir photos/ --style-dir paintings/ --output-dir runs/v1 \
         --image-size 256 --batch-size 8 --mixed-precision bf16 --max-steps 40000 [--push-to-hub org/name]
 
-Stages by step count (the method's order):
-  1. steps [0, G):      generator alone, α·content + β·style (+ TV)
-  2. steps [G, G+D):    discriminator alone: real style crops vs generator outputs, generator frozen
-  3. steps [G+D, max):  joint: α·content + β·style + λ·adversarial, alternating D and G updates
+Stages by step count (the method's order, after an optional warm start):
+  0. steps [0, distill):   optional: reproduce a saved model's outputs (pixel L1; cheap warm start)
+  1. steps [.., G):        generator alone, α·content + β·style (+ TV)
+  2. steps [G, G+D):       discriminator alone: real style crops vs generator outputs, generator frozen
+  3. steps [G+D, max):     joint: α·content + β·style + λ·adversarial, alternating D and G updates
 Each sample draws its own (α, β, λ) log-uniformly in [weight_min, weight_max] and the generator sees them
-(loss-conditional training), so the sliders choose the trade-off after training.
+(loss-conditional training), so the sliders choose the trade-off after training. The objective is
+`cst.losses.generator_objective`; the configuration is train/config.py.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
@@ -21,135 +22,41 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout: `accelerate launch train/run.py`
+if __package__ in (None, ""):  # run as a script (`accelerate launch train/run.py`): make `cst` and `train` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from accelerate import Accelerator  # noqa: E402
 from accelerate.utils import ProjectConfiguration, set_seed  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from cst import StyleTransferConfig, StyleTransferModel  # noqa: E402
+from cst import StyleTransferModel  # noqa: E402
 from cst import functional as F_  # noqa: E402
 from cst import losses as L  # noqa: E402
-from cst.discriminator import DiscriminatorConfig, StyleDiscriminator  # noqa: E402
+from cst.discriminator import StyleDiscriminator  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
 from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from card import write_model_card  # noqa: E402
-from data import AugmentedImages, ImageSource, StepSampler  # noqa: E402
+from train.card import write_model_card  # noqa: E402
+from train.config import TrainConfig, parse_args  # noqa: E402
+from train.data import AugmentedImages, ImageSource, StepSampler  # noqa: E402
 
 logger = logging.getLogger("cst.train")
+STAGES = ("distill", "generator", "discriminator", "joint")
+EMA_WARMUP_STEPS = 100  # the EMA copies the generator outright until then (early weights are not worth averaging)
+# checkpointed objects registered with Accelerate, in order: save_state names them custom_checkpoint_{index}.pkl
+CHECKPOINTED = ("ema", "progress")
+SEED_STRIDE, MICRO_STRIDE = 1_000_003, 101  # per-(seed, step, micro-batch, rank) RNG seeds never collide
+CONTENT_SALT, STYLE_SALT = 0, 1  # the two data streams draw from different permutations
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a run depends on; parsed once from the command line, never mutated."""
-
-    output_dir: str = "runs/cst"
-    content_dir: str | None = None  # folder of photos (recursive)
-    style_dir: str | None = None  # folder of artworks (recursive)
-    content_dataset: str | None = None  # or a Hub dataset id (image column auto-detected)
-    style_dataset: str | None = None
-    dataset_split: str = "train"
-    image_size: int = 256  # square training crops
-    batch_size: int = 8  # per process
-    # area fraction of the image each training crop covers (then resized to image_size): it sets the texture scale
-    # the generator learns. Small crops of ~500 px images at 128 px keep brushwork at about its size at 512 px use
-    crop_scale: tuple[float, float] = (0.25, 1.0)
-    gradient_accumulation_steps: int = 1
-    max_steps: int = 40_000  # optimiser steps in total, all stages
-    pretrain_generator_steps: int = 2_000  # stage 1 length
-    pretrain_discriminator_steps: int = 500  # stage 2 length
-    learning_rate: float = 1e-4  # generator (Adam)
-    film_learning_rate: float = 1e-3  # the small MLP that turns (α, β, λ) into FiLM: faster, so the sliders learn early
-    discriminator_learning_rate: float = 2e-4
-    adam_betas: tuple[float, float] = (0.5, 0.999)
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    seed: int = 0
-    ema_decay: float = 0.999
-    adversarial_loss: str = "hinge"  # hinge | nonsaturating | least_squares
-    # inner weights that make each loss family O(1) at the slider value 1 (all style/content terms are relative)
-    style_gram_weight: float = 1.0
-    style_gram_squared: bool = False  # False: relative Gram error per layer; True: its square (the classic MSE form)
-    style_mean_std_weight: float = 1.0
-    style_wasserstein_weight: float = 1.0
-    # VGG layers the style losses compare (the generator's AdaIN uses relu1_1..relu4_1 whatever this says); relu5_1
-    # carries the large-scale texture and motif statistics that a relu4_1-only loss leaves unconstrained
-    style_loss_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    content_pixel_l1_weight: float = 1.0  # L1 on luminance vs the photo
-    content_structure_weight: float = 1.0  # instance-normalised relu2_1/relu3_1 vs the photo (structure, not stats)
-    content_pixel_l2_weight: float = 0.0  # L2 on luminance vs the photo
-    adversarial_scale: float = 0.1
-    total_variation_weight: float = 0.5
-    # generator architecture
-    decoder_channels: tuple[int, int, int] = (256, 128, 64)
-    skip_connections: bool = True
-    weight_min: float = 0.1
-    weight_max: float = 10.0
-    discriminator_channels: int = 64
-    checkpoint_every: int = 500
-    checkpoints_total_limit: int = 3
-    resume_from_checkpoint: str | None = None  # "latest" or a path
-    log_every: int = 10
-    sample_every: int = 500
-    report_to: str | None = None  # tensorboard
-    push_to_hub: str | None = None  # org/name
-    num_workers: int = 1
-    init_from: str | None = None  # start the generator from a saved model (folder or Hub id)
-
-
-def parse_args(argv: list[str] | None = None) -> TrainConfig:
-    """Command line -> TrainConfig; flags are the field names with dashes."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if f.type in ("bool",) or isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=default, metavar="BOOL")
-        elif isinstance(default, tuple):
-            parser.add_argument(flag, type=type(default[0]), default=default,
-                                nargs="+" if isinstance(default[0], str) else len(default))
-        elif default is None:
-            parser.add_argument(flag, type=str, default=None)
-        else:
-            parser.add_argument(flag, type=type(default), default=default)
-    args = vars(parser.parse_args(argv))
-    args = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
-    cfg = TrainConfig(**args)
-    if (cfg.content_dir is None) == (cfg.content_dataset is None):
-        parser.error("give one of --content-dir or --content-dataset")
-    if (cfg.style_dir is None) == (cfg.style_dataset is None):
-        parser.error("give one of --style-dir or --style-dataset")
-    if cfg.adversarial_loss not in L.ADVERSARIAL_LOSSES:
-        parser.error(f"--adversarial-loss must be one of {sorted(L.ADVERSARIAL_LOSSES)}")
-    if cfg.mixed_precision not in ("no", "fp16", "bf16"):
-        parser.error("--mixed-precision must be no, fp16 or bf16")
-    bad_layers = sorted(set(cfg.style_loss_layers) - set(LAYER_ORDER))
-    if bad_layers or not cfg.style_loss_layers:
-        parser.error(f"--style-loss-layers must name layers among {' '.join(LAYER_ORDER)}; got {' '.join(bad_layers)}")
-    if not 0 < cfg.crop_scale[0] <= cfg.crop_scale[1] <= 1:
-        parser.error(f"--crop-scale needs 0 < min <= max <= 1, got {cfg.crop_scale[0]:g} {cfg.crop_scale[1]:g}")
-    if cfg.image_size % 8 or cfg.image_size < 32:
-        parser.error("--image-size must be a multiple of 8, at least 32")
-    return cfg
-
-
-def hub_token_or_exit(cfg: TrainConfig) -> str | None:
-    """Check for a token before training, not after hours of it."""
-    if not cfg.push_to_hub:
-        return None
-    from huggingface_hub import get_token
-
-    token = os.environ.get("HF_TOKEN") or get_token()
-    if not token:
-        raise SystemExit("error: --push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
-    return token
+def checkpoint_file(name: str) -> str:
+    """File name of a registered object inside a checkpoint folder (train/export.py reads the EMA by this)."""
+    return f"custom_checkpoint_{CHECKPOINTED.index(name)}.pkl"
 
 
 def accumulate_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -163,57 +70,16 @@ def accumulate_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -
 
 def sample_loss_weights(batch: int, cfg: TrainConfig, generator: torch.Generator) -> torch.Tensor:
     """(B, 3) = (α, β, λ), each log-uniform in [weight_min, weight_max]."""
-    lo, hi = math.log(cfg.weight_min), math.log(cfg.weight_max)
+    lo, hi = math.log(cfg.generator.weight_min), math.log(cfg.generator.weight_max)
     return torch.exp(lo + (hi - lo) * torch.rand(batch, 3, generator=generator))
 
 
-def instance_norm(x: torch.Tensor) -> torch.Tensor:
-    mean, std = F_.calc_mean_std(x)
-    return (x.float() - mean) / std
-
-
-def luminance(rgb: torch.Tensor) -> torch.Tensor:
-    return (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)
-
-
-def feature_layers(cfg: TrainConfig) -> tuple[str, ...]:
-    """Layers the losses read: the generator's AdaIN layers (content terms, AdaIN target) plus the style-loss layers."""
-    return tuple(dict.fromkeys(STYLE_LAYERS + tuple(cfg.style_loss_layers)))
-
-
-def generator_losses(cfg: TrainConfig, loss_net, output: torch.Tensor, content: torch.Tensor,
-                     content_feats: dict, style_feats: dict, style_stats: dict, strength: float,
-                     generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Per-sample (B,) content and style losses of one generator output. All feature terms are relative
-    (divided by the target's energy), so every layer counts about the same whatever its activation scale.
-    style_feats holds every layer of cfg.style_loss_layers; style_stats the generator's (mean, std) per STYLE_LAYERS."""
-    out_feats = loss_net(output, feature_layers(cfg))
-    # content: relu4_1 against the AdaIN target (AdaIN's content loss), structure at relu2_1/relu3_1 against the
-    # photo after instance norm (structure without the photo's feature statistics), luminance in pixels
-    target = F_.adaptive_instance_normalization(content_feats["relu4_1"], *style_stats["relu4_1"], strength)
-    content_loss = L.l2_per_sample(out_feats["relu4_1"], target) / L.l2_per_sample(target, torch.zeros_like(target))
-    for layer in ("relu2_1", "relu3_1"):
-        content_loss = content_loss + cfg.content_structure_weight * L.l2_per_sample(instance_norm(out_feats[layer]),
-                                                      instance_norm(content_feats[layer]))
-    lum_out, lum_in = luminance(output), luminance(content)
-    content_loss = content_loss + cfg.content_pixel_l1_weight * L.l1_per_sample(lum_out, lum_in)
-    if cfg.content_pixel_l2_weight:
-        content_loss = content_loss + cfg.content_pixel_l2_weight * L.l2_per_sample(lum_out, lum_in)
-    style_loss = torch.zeros_like(content_loss)
-    for layer in cfg.style_loss_layers:
-        mean, std = style_stats[layer] if layer in style_stats else F_.calc_mean_std(style_feats[layer])
-        energy = (mean.float() ** 2 + std.float() ** 2).flatten(1).mean(1)  # E[f²] per sample
-        style_loss = style_loss + cfg.style_mean_std_weight * L.mean_std_per_sample(out_feats[layer], mean, std) / energy
-        gram_s = F_.gram_matrix(style_feats[layer])
-        gram_ratio = L.gram_per_sample(out_feats[layer], gram_s) / L.l2_per_sample(gram_s, torch.zeros_like(gram_s))
-        # ‖G_out − G_style‖ / ‖G_style‖ (cst.eval's metric) unless squared: squaring lets the worst layer dominate
-        style_loss = style_loss + cfg.style_gram_weight * (
-            gram_ratio if cfg.style_gram_squared else (gram_ratio + 1e-8).sqrt())
-        if cfg.style_wasserstein_weight:
-            style_loss = style_loss + cfg.style_wasserstein_weight * L.sliced_wasserstein_per_sample(
-                out_feats[layer], style_feats[layer], num_projections=32, generator=generator) / energy
-    tv = L.total_variation_per_sample(output)
-    return {"content": content_loss, "style": style_loss, "tv": tv}
+def stage_of(cfg: TrainConfig, step: int) -> str:
+    if step < cfg.distill_steps:
+        return "distill"
+    if step < cfg.pretrain_generator_steps:
+        return "generator"
+    return "discriminator" if step < cfg.pretrain_generator_steps + cfg.pretrain_discriminator_steps else "joint"
 
 
 def find_checkpoint(cfg: TrainConfig) -> Path | None:
@@ -241,6 +107,236 @@ class Progress:
         self.step = int(state["step"])
 
 
+@dataclass
+class Batch:
+    content: torch.Tensor  # (B, 3, S, S) photo crops
+    style: torch.Tensor  # (B, 3, S, S) artwork crops: what the losses and the discriminator compare with
+    weights: torch.Tensor  # (B, 3) = (α, β, λ)
+    rng: torch.Generator  # for the sliced Wasserstein projections
+    style_feats: dict  # loss-network features of the style crops (every loss layer)
+    style_stats: dict  # (mean, std) of the style crops at the generator's layers
+    cond_stats: dict  # what the generator is conditioned on (light: the whole painting, small, as at inference)
+
+
+def build_models(cfg: TrainConfig) -> tuple[StyleTransferModel, StyleDiscriminator]:
+    generator = StyleTransferModel(cfg.generator)
+    if cfg.init_from:
+        init = StyleTransferModel.from_pretrained(cfg.init_from)
+        if init.config != cfg.generator:
+            raise SystemExit(f"error: --init-from {cfg.init_from} has config {init.config}, this run {cfg.generator}")
+        generator.trainable_modules().load_state_dict(init.trainable_modules().state_dict())
+    return generator, StyleDiscriminator(cfg.discriminator)
+
+
+def build_optimisers(cfg: TrainConfig, generator: StyleTransferModel, discriminator: StyleDiscriminator):
+    """Adam for the generator (the slider MLP in its own group, at film_learning_rate) and the discriminator."""
+    film_ids = {id(p) for p in generator.slider_parameters()}
+    opt_g = torch.optim.Adam([
+        {"params": [p for p in generator.trainable_modules().parameters() if id(p) not in film_ids]},
+        {"params": generator.slider_parameters(), "lr": cfg.film_learning_rate},
+    ], lr=cfg.learning_rate, betas=cfg.adam_betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.discriminator_learning_rate, betas=cfg.adam_betas)
+    return opt_g, opt_d
+
+
+class Trainer:
+    """The run's state and its named steps; `main` drives it: build → resume → loop → publish."""
+
+    def __init__(self, cfg: TrainConfig, accelerator: Accelerator):
+        self.cfg, self.acc = cfg, accelerator
+        generator, discriminator = build_models(cfg)
+        self.ema = copy.deepcopy(generator).requires_grad_(False)
+        opt_g, opt_d = build_optimisers(cfg, generator, discriminator)
+        self.generator, self.discriminator, self.opt_g, self.opt_d = accelerator.prepare(
+            generator, discriminator, opt_g, opt_d)
+        self.ema.to(accelerator.device)
+        self.progress = Progress()
+        accelerator.register_for_checkpointing(*(getattr(self, name) for name in CHECKPOINTED))
+        self.gen = accelerator.unwrap_model(self.generator)
+        self.disc = accelerator.unwrap_model(self.discriminator)
+        self.encoder = self.gen.encoder  # frozen VGG19 (to relu4_1), shared by the generator and the losses
+        deepest = max(cfg.loss.style_loss_layers, key=LAYER_ORDER.index)
+        self.loss_net = self.encoder if LAYER_ORDER.index(deepest) <= LAYER_ORDER.index(self.encoder.last_layer) \
+            else VGG19Features(deepest).to(accelerator.device)  # the same frozen weights, a few layers deeper
+        self.layers = cfg.loss.feature_layers(STYLE_LAYERS)
+        self.d_loss_fn, self.g_adv_fn = L.ADVERSARIAL_LOSSES[cfg.adversarial_loss]
+        self.teacher = StyleTransferModel.from_pretrained(cfg.distill_from).to(accelerator.device) \
+            if cfg.distill_steps and cfg.distill_from else None
+
+    # -- resume and data ---------------------------------------------------------------------------------------
+    def resume(self) -> None:
+        ckpt = find_checkpoint(self.cfg)
+        if ckpt is None:
+            return
+        self.acc.load_state(str(ckpt))
+        # the optimiser state restores the checkpoint's learning rates and betas; this run's flags win
+        for group, lr in zip(self.opt_g.param_groups, (self.cfg.learning_rate, self.cfg.film_learning_rate)):
+            group.update(lr=lr, betas=self.cfg.adam_betas)
+        for group in self.opt_d.param_groups:
+            group.update(lr=self.cfg.discriminator_learning_rate, betas=self.cfg.adam_betas)
+        logger.info("resumed from %s at step %d (learning rates: generator %g, FiLM %g, discriminator %g)", ckpt,
+                    self.progress.step, *(g["lr"] for g in self.opt_g.param_groups), self.opt_d.param_groups[0]["lr"])
+
+    def open_data(self) -> None:
+        cfg = self.cfg
+        self.contents = ImageSource(cfg.content_dir, None) if cfg.content_dir else \
+            ImageSource(None, cfg.content_dataset, cfg.dataset_split)
+        self.styles = ImageSource(cfg.style_dir, None) if cfg.style_dir else \
+            ImageSource(None, cfg.style_dataset, cfg.dataset_split)
+        thumbs = cfg.generator.style_size if self.gen.is_light else None
+        self.content_iter = self._loader(self.contents, CONTENT_SALT, None)
+        self.style_iter = self._loader(self.styles, STYLE_SALT, thumbs)
+        logger.info("data: %d photos (%d unreadable skipped), %d artworks (%d skipped); %d process(es)",
+                    len(self.contents), self.contents.skipped, len(self.styles), self.styles.skipped,
+                    self.acc.num_processes)
+
+    def _loader(self, source: ImageSource, salt: int, thumbnail_size: int | None):
+        cfg = self.cfg
+        sampler = StepSampler(len(source), cfg.batch_size, cfg.seed, self.acc.process_index, self.acc.num_processes,
+                              self.progress.step * cfg.gradient_accumulation_steps, salt)
+        return iter(DataLoader(AugmentedImages(source, cfg.image_size, cfg.crop_scale, thumbnail_size),
+                               batch_sampler=sampler, num_workers=cfg.num_workers,
+                               persistent_workers=cfg.num_workers > 0))
+
+    @torch.no_grad()
+    def next_batch(self, step: int, micro: int) -> Batch:
+        device = self.acc.device
+        content = next(self.content_iter).to(device)
+        style, thumb = next(self.style_iter), None
+        if isinstance(style, (list, tuple)):  # light generator: (crop, whole-painting thumbnail)
+            style, thumb = style[0], style[1].to(device)
+        style = style.to(device)
+        rng = torch.Generator().manual_seed(self.cfg.seed * SEED_STRIDE + (
+            step * self.cfg.gradient_accumulation_steps + micro) * MICRO_STRIDE + self.acc.process_index)
+        weights = sample_loss_weights(content.shape[0], self.cfg, rng).to(device)
+        with self.acc.autocast():
+            style_feats = self.loss_net(style, self.layers)
+            style_stats = {k: F_.calc_mean_std(style_feats[k]) for k in STYLE_LAYERS}
+            cond_stats = self.gen.encode_style(thumb) if thumb is not None else style_stats
+        return Batch(content, style, weights, rng, style_feats, style_stats, cond_stats)
+
+    # -- the named steps: each returns its logs ------------------------------------------------------------------
+    def distill_step(self, b: Batch) -> dict[str, torch.Tensor]:
+        """Warm start: pixel L1 to the teacher's output for the same photo, style and sliders."""
+        with torch.no_grad():
+            target = self.teacher(b.content, b.style_stats, b.weights).clamp(0, 1)
+        loss = L.l1_per_sample(self.generator(b.content, b.cond_stats, b.weights), target).mean()
+        self._update(self.opt_g, loss)
+        return {"distill_l1": loss.detach()}
+
+    def discriminator_step(self, b: Batch) -> dict[str, torch.Tensor]:
+        """Real style crops vs generator outputs for that style (generator frozen)."""
+        with torch.no_grad():
+            fake = self.gen(b.content, b.cond_stats, b.weights).clamp(0, 1)
+        real_logits = self.discriminator(b.style, b.style_stats)
+        fake_logits = self.discriminator(fake, b.style_stats)
+        loss = sum(self.d_loss_fn(r.float(), f.float()) for r, f in zip(real_logits, fake_logits))
+        self._update(self.opt_d, loss)
+        return {"d_loss": loss.detach()}
+
+    def generator_step(self, b: Batch, adversarial: bool) -> dict[str, torch.Tensor]:
+        """α·content + β·style + τ·TV per sample (+ λ·adversarial in the joint stage), averaged over the batch."""
+        with torch.no_grad():
+            content_feats = self.encoder(b.content, STYLE_LAYERS)
+        output = self.generator(b.content, b.cond_stats, b.weights)
+        terms = L.generator_objective(self.cfg.loss, self.loss_net, output, b.content, content_feats, b.style_feats,
+                                      b.style_stats, b.weights, b.rng)
+        per_sample, logs = terms["total"], {}
+        if adversarial:
+            self.disc.requires_grad_(False)
+            adv = sum(self.g_adv_fn(o.float()) for o in self.disc(output, b.style_stats))
+            self.disc.requires_grad_(True)
+            per_sample = per_sample + b.weights[:, 2] * self.cfg.loss.adversarial_scale * adv
+            logs["adversarial"] = adv.mean().detach()
+        loss = per_sample.mean()
+        self._update(self.opt_g, loss)
+        return {**logs, "g_loss": loss.detach(), **{k: terms[k].mean().detach() for k in ("content", "style", "tv")}}
+
+    def _update(self, optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        self.acc.backward(loss)
+        optimiser.step()
+        optimiser.zero_grad(set_to_none=True)
+
+    def train_step(self, step: int) -> tuple[str, dict[str, torch.Tensor]]:
+        """One optimiser step of the stage `step` belongs to (micro-batches accumulated)."""
+        stage, logs = stage_of(self.cfg, step), {}
+        for micro in range(self.cfg.gradient_accumulation_steps):
+            b = self.last_batch = self.next_batch(step, micro)
+            with self.acc.accumulate(self.generator, self.discriminator), self.acc.autocast():
+                if stage == "distill":
+                    logs.update(self.distill_step(b))
+                if stage in ("discriminator", "joint"):
+                    logs.update(self.discriminator_step(b))
+                if stage in ("generator", "joint"):
+                    logs.update(self.generator_step(b, adversarial=stage == "joint"))
+            self.check_finite(step, logs)
+        if self.acc.sync_gradients and stage != "discriminator":
+            accumulate_ema(self.ema.trainable_modules(), self.gen.trainable_modules(),
+                           self.cfg.ema_decay if step > EMA_WARMUP_STEPS else 0.0)
+        return stage, logs
+
+    def check_finite(self, step: int, logs: dict[str, torch.Tensor]) -> None:
+        """A NaN/inf anywhere stops every process at the same step, before anything is saved."""
+        values = torch.stack([v.float() for v in logs.values()])
+        bad = self.acc.reduce((~torch.isfinite(values)).any().float().reshape(1), reduction="sum")
+        if bad.item() > 0:
+            names = [k for k, v in logs.items() if not torch.isfinite(v)]
+            raise NonFinite(f"error: non-finite loss at step {step}: {', '.join(names) or 'on another process'}"
+                            f" ({ {k: float(v) for k, v in logs.items()} }); stopping, nothing saved")
+
+    # -- logging, samples, checkpoints, publishing ----------------------------------------------------------------
+    def record(self, stage: str, logs: dict[str, float], history: Path) -> None:
+        step = self.progress.step
+        self.acc.log({**logs, "stage": STAGES.index(stage)}, step=step)
+        logger.info("step %d %s %s", step, stage, " ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+        if self.acc.is_main_process:  # machine-readable history, appended (survives resume)
+            with open(history, "a") as f:
+                f.write(json.dumps({"step": step, "stage": stage, **logs}) + "\n")
+
+    def save_samples(self, content: torch.Tensor, style: torch.Tensor, out_dir: Path) -> None:
+        grid = sample_grid(self.ema, content, style)
+        save_grid(grid, out_dir / "samples" / f"step-{self.progress.step:07d}.png")
+        for tracker in self.acc.trackers:
+            if tracker.name == "tensorboard":
+                tracker.writer.add_image("samples", grid, self.progress.step)
+
+    def check_replicas(self) -> None:
+        """DDP keeps replicas identical; prove it rather than assume it."""
+        if self.acc.num_processes == 1:
+            return
+        checksum = torch.stack([p.detach().double().sum() for p in self.gen.trainable_modules().parameters()]).sum()
+        sums = self.acc.gather(checksum.reshape(1).to(self.acc.device))
+        in_sync = bool((sums == sums[0]).all())
+        logger.info("generator replicas in sync across %d processes: %s", self.acc.num_processes, in_sync)
+        if not in_sync:
+            raise RuntimeError(f"generator replicas diverged: checksums {sums.tolist()}")
+
+    def publish(self, out_dir: Path, last_logs: dict, seconds: float, token: str | None) -> None:
+        """Main process: the EMA generator as final/ (config.json, model.safetensors, model card), then the Hub."""
+        final = out_dir / "final"
+        if final.exists():
+            shutil.rmtree(final)
+        self.ema.save_pretrained(final)
+        samples = sorted((out_dir / "samples").glob("step-*.png"))
+        write_model_card(final / "README.md", cfg=self.cfg.to_dict(), steps=self.progress.step, last_losses=last_logs,
+                         num_photos=len(self.contents), num_artworks=len(self.styles),
+                         num_processes=self.acc.num_processes, seconds=seconds,
+                         sample_grid=samples[-1] if samples else None)
+        logger.info("saved %s", final)
+        if self.cfg.push_to_hub:
+            from huggingface_hub import HfApi
+
+            api = HfApi(token=token)
+            api.create_repo(self.cfg.push_to_hub, exist_ok=True, repo_type="model")
+            api.upload_folder(repo_id=self.cfg.push_to_hub, folder_path=str(final), repo_type="model",
+                              commit_message=f"cst: {self.progress.step} steps")
+            logger.info("pushed to https://huggingface.co/%s", self.cfg.push_to_hub)
+
+
+class NonFinite(RuntimeError):
+    """A loss went NaN/inf: the run stops with a message and saves nothing."""
+
+
 @torch.no_grad()
 def sample_grid(model: StyleTransferModel, content: torch.Tensor, style: torch.Tensor,
                 settings=((1.0, 0.3), (1.0, 1.0), (1.0, 3.0))) -> torch.Tensor:
@@ -251,199 +347,6 @@ def sample_grid(model: StyleTransferModel, content: torch.Tensor, style: torch.T
         outs = [model(c[None], stats, torch.tensor([[a, b, 1.0]], device=c.device)).clamp(0, 1)[0] for a, b in settings]
         rows.append(torch.cat([c, s, *outs], dim=2))
     return torch.cat(rows, dim=1).float().cpu()
-
-
-def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
-    token = hub_token_or_exit(cfg)
-    out_dir = Path(cfg.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        log_with=cfg.report_to,
-        project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")),
-    )
-    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    set_seed(cfg.seed)
-
-    # -- models ------------------------------------------------------------------------------------------------
-    gen_config = StyleTransferConfig(decoder_channels=cfg.decoder_channels, skip_connections=cfg.skip_connections,
-                                     weight_min=cfg.weight_min, weight_max=cfg.weight_max)
-    generator = StyleTransferModel(gen_config)
-    if cfg.init_from:
-        init = StyleTransferModel.from_pretrained(cfg.init_from)
-        if init.config != gen_config:
-            raise SystemExit(f"error: --init-from {cfg.init_from} has config {init.config}, this run {gen_config}")
-        generator.load_state_dict(init.state_dict())
-    discriminator = StyleDiscriminator(DiscriminatorConfig(base_channels=cfg.discriminator_channels))
-    ema = copy.deepcopy(generator).requires_grad_(False)
-    film_params = list(generator.decoder.film.parameters())
-    film_ids = {id(p) for p in film_params}
-    opt_g = torch.optim.Adam([
-        {"params": [p for p in generator.decoder.parameters() if id(p) not in film_ids]},
-        {"params": film_params, "lr": cfg.film_learning_rate},
-    ], lr=cfg.learning_rate, betas=cfg.adam_betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.discriminator_learning_rate, betas=cfg.adam_betas)
-    generator, discriminator, opt_g, opt_d = accelerator.prepare(generator, discriminator, opt_g, opt_d)
-    ema.to(accelerator.device)
-    progress = Progress()
-    accelerator.register_for_checkpointing(ema, progress)
-    gen_unwrapped = accelerator.unwrap_model(generator)
-    disc_unwrapped = accelerator.unwrap_model(discriminator)
-    encoder = gen_unwrapped.encoder  # frozen VGG19 (to relu4_1), shared by the generator and the losses
-    deepest = max(cfg.style_loss_layers, key=LAYER_ORDER.index)
-    loss_net = encoder if LAYER_ORDER.index(deepest) <= LAYER_ORDER.index(encoder.last_layer) else \
-        VGG19Features(deepest).to(accelerator.device)  # the same frozen weights, a few layers deeper
-    d_loss_fn, g_adv_fn = L.ADVERSARIAL_LOSSES[cfg.adversarial_loss]
-
-    ckpt = find_checkpoint(cfg)
-    if ckpt is not None:
-        accelerator.load_state(str(ckpt))
-        # the optimiser state restores the checkpoint's learning rates and betas; this run's flags win
-        for group, lr in zip(opt_g.param_groups, (cfg.learning_rate, cfg.film_learning_rate)):
-            group.update(lr=lr, betas=cfg.adam_betas)
-        for group in opt_d.param_groups:
-            group.update(lr=cfg.discriminator_learning_rate, betas=cfg.adam_betas)
-        logger.info("resumed from %s at step %d (learning rates: generator %g, FiLM %g, discriminator %g)", ckpt,
-                    progress.step, *(g["lr"] for g in opt_g.param_groups), opt_d.param_groups[0]["lr"])
-    start_step = progress.step
-    history = out_dir / "losses.jsonl"
-    if accelerator.is_main_process and history.exists():  # drop entries logged after the checkpoint we resume from
-        kept = [line for line in history.read_text().splitlines() if line and json.loads(line)["step"] <= start_step]
-        history.write_text("".join(line + "\n" for line in kept))
-
-    # -- data: one loader per image kind, each sampler deterministic in (seed, step, rank) ---------------------------
-    contents = ImageSource(cfg.content_dir, None) if cfg.content_dir else ImageSource(None, cfg.content_dataset, cfg.dataset_split)
-    styles = ImageSource(cfg.style_dir, None) if cfg.style_dir else ImageSource(None, cfg.style_dataset, cfg.dataset_split)
-
-    def loader(source: ImageSource, salt: int):
-        sampler = StepSampler(len(source), cfg.batch_size, cfg.seed, accelerator.process_index,
-                              accelerator.num_processes, start_step * cfg.gradient_accumulation_steps, salt)
-        return iter(DataLoader(AugmentedImages(source, cfg.image_size, cfg.crop_scale), batch_sampler=sampler,
-                               num_workers=cfg.num_workers, persistent_workers=cfg.num_workers > 0))
-
-    content_iter, style_iter = loader(contents, 0), loader(styles, 1)
-    logger.info("data: %d photos (%d unreadable skipped), %d artworks (%d skipped); %d process(es)",
-                len(contents), contents.skipped, len(styles), styles.skipped, accelerator.num_processes)
-
-    if accelerator.is_main_process:
-        accelerator.init_trackers("cst", config={k: str(v) if isinstance(v, tuple) or v is None else v
-                                                 for k, v in asdict(cfg).items()})
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    g_end = cfg.pretrain_generator_steps
-    d_end = g_end + cfg.pretrain_discriminator_steps
-    bar = tqdm(total=cfg.max_steps, initial=start_step, disable=not accelerator.is_local_main_process,
-               desc="train", dynamic_ncols=True)
-    fixed_content = fixed_style = None
-    last_logs: dict[str, float] = {}
-    started = time.time()
-
-    for step in range(start_step, cfg.max_steps):
-        stage = "generator" if step < g_end else "discriminator" if step < d_end else "joint"
-        logs = {}
-        for micro in range(cfg.gradient_accumulation_steps):
-            content = next(content_iter).to(accelerator.device)
-            style = next(style_iter).to(accelerator.device)
-            if fixed_content is None:
-                fixed_content, fixed_style = content[:4].clone(), style[:4].clone()
-            rng = torch.Generator().manual_seed(
-                cfg.seed * 1_000_003 + (step * cfg.gradient_accumulation_steps + micro) * 101 + accelerator.process_index)
-            weights = sample_loss_weights(content.shape[0], cfg, rng).to(accelerator.device)
-            with accelerator.accumulate(generator, discriminator), accelerator.autocast():
-                with torch.no_grad():
-                    style_feats = loss_net(style, feature_layers(cfg))
-                    style_stats = {k: F_.calc_mean_std(style_feats[k]) for k in STYLE_LAYERS}
-                    content_feats = encoder(content, STYLE_LAYERS)
-                if stage in ("discriminator", "joint"):
-                    with torch.no_grad():
-                        fake = gen_unwrapped(content, style_stats, weights).clamp(0, 1)
-                    real_logits = discriminator(style, style_stats)
-                    fake_logits = discriminator(fake, style_stats)
-                    d_loss = sum(d_loss_fn(r.float(), f.float()) for r, f in zip(real_logits, fake_logits))
-                    accelerator.backward(d_loss)
-                    opt_d.step()
-                    opt_d.zero_grad(set_to_none=True)
-                    logs["d_loss"] = d_loss.detach()
-                if stage in ("generator", "joint"):
-                    output = generator(content, style_stats, weights)
-                    parts = generator_losses(cfg, loss_net, output, content, content_feats, style_feats,
-                                             style_stats, 1.0, rng)
-                    alpha, beta, lam = weights.unbind(1)
-                    per_sample = alpha * parts["content"] + beta * parts["style"] + cfg.total_variation_weight * parts["tv"]
-                    if stage == "joint":
-                        disc_unwrapped.requires_grad_(False)
-                        adv = sum(g_adv_fn(o.float()) for o in disc_unwrapped(output, style_stats))
-                        disc_unwrapped.requires_grad_(True)
-                        per_sample = per_sample + lam * cfg.adversarial_scale * adv
-                        logs["adversarial"] = adv.mean().detach()
-                    g_loss = per_sample.mean()
-                    accelerator.backward(g_loss)
-                    opt_g.step()
-                    opt_g.zero_grad(set_to_none=True)
-                    logs.update(g_loss=g_loss.detach(), content=parts["content"].mean().detach(),
-                                style=parts["style"].mean().detach(), tv=parts["tv"].mean().detach())
-            # a NaN/inf anywhere stops every process at the same step, before anything is saved
-            values = torch.stack([v.float() for v in logs.values()])
-            bad = accelerator.reduce((~torch.isfinite(values)).any().float().reshape(1), reduction="sum")
-            if bad.item() > 0:
-                names = [k for k, v in logs.items() if not torch.isfinite(v)]
-                accelerator.print(f"error: non-finite loss at step {step}: {', '.join(names) or 'on another process'}"
-                                  f" ({ {k: float(v) for k, v in logs.items()} }); stopping, nothing saved")
-                accelerator.end_training()
-                return 1
-        if accelerator.sync_gradients and stage in ("generator", "joint"):
-            accumulate_ema(ema.decoder, gen_unwrapped.decoder, cfg.ema_decay if step > 100 else 0.0)
-        progress.step = step + 1
-        last_logs = {k: float(v) for k, v in logs.items()}
-        bar.update(1)
-        bar.set_postfix(stage=stage, **{k: f"{v:.3g}" for k, v in last_logs.items() if k in ("g_loss", "d_loss")})
-        if progress.step % cfg.log_every == 0 or progress.step == cfg.max_steps:
-            accelerator.log({**last_logs, "stage": ["generator", "discriminator", "joint"].index(stage)}, step=progress.step)
-            logger.info("step %d %s %s", progress.step, stage, " ".join(f"{k}={v:.4g}" for k, v in last_logs.items()))
-            if accelerator.is_main_process:  # machine-readable history, appended (survives resume)
-                with open(history, "a") as f:
-                    f.write(json.dumps({"step": progress.step, "stage": stage, **last_logs}) + "\n")
-        if accelerator.is_main_process and (progress.step % cfg.sample_every == 0 or progress.step == cfg.max_steps):
-            grid = sample_grid(ema, fixed_content, fixed_style)
-            save_grid(grid, out_dir / "samples" / f"step-{progress.step:07d}.png")
-            for tracker in accelerator.trackers:
-                if tracker.name == "tensorboard":
-                    tracker.writer.add_image("samples", grid, progress.step)
-        if progress.step % cfg.checkpoint_every == 0 or progress.step == cfg.max_steps:
-            save_checkpoint(accelerator, out_dir, progress.step, cfg.checkpoints_total_limit)
-    bar.close()
-
-    # -- the end: EMA generator, model card, push ----------------------------------------------------------------
-    accelerator.wait_for_everyone()
-    if accelerator.num_processes > 1:  # DDP keeps replicas identical; prove it rather than assume it
-        checksum = torch.stack([p.detach().double().sum() for p in gen_unwrapped.decoder.parameters()]).sum()
-        sums = accelerator.gather(checksum.reshape(1).to(accelerator.device))
-        in_sync = bool((sums == sums[0]).all())
-        logger.info("generator replicas in sync across %d processes: %s", accelerator.num_processes, in_sync)
-        if not in_sync:
-            raise RuntimeError(f"generator replicas diverged: checksums {sums.tolist()}")
-    if accelerator.is_main_process:
-        final = out_dir / "final"
-        if final.exists():
-            shutil.rmtree(final)
-        ema.save_pretrained(final)
-        samples = sorted((out_dir / "samples").glob("step-*.png"))
-        write_model_card(final / "README.md", cfg=asdict(cfg), steps=progress.step, last_losses=last_logs,
-                         num_photos=len(contents), num_artworks=len(styles), num_processes=accelerator.num_processes,
-                         seconds=time.time() - started, sample_grid=samples[-1] if samples else None)
-        logger.info("saved %s", final)
-        if cfg.push_to_hub:
-            from huggingface_hub import HfApi
-
-            api = HfApi(token=token)
-            api.create_repo(cfg.push_to_hub, exist_ok=True, repo_type="model")
-            api.upload_folder(repo_id=cfg.push_to_hub, folder_path=str(final), repo_type="model",
-                              commit_message=f"cst: {progress.step} steps")
-            logger.info("pushed to https://huggingface.co/%s", cfg.push_to_hub)
-    accelerator.end_training()
-    return 0
 
 
 def save_grid(grid: torch.Tensor, path: Path) -> None:
@@ -471,6 +374,94 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, keep: in
         for old in done[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+def hub_token_or_exit(cfg: TrainConfig) -> str | None:
+    """Check for a token before training, not after hours of it."""
+    if not cfg.push_to_hub:
+        return None
+    from huggingface_hub import get_token
+
+    token = os.environ.get("HF_TOKEN") or get_token()
+    if not token:
+        raise SystemExit("error: --push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    return token
+
+
+def start(cfg: TrainConfig) -> Accelerator:
+    out_dir = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        log_with=cfg.report_to,
+        project_config=ProjectConfiguration(project_dir=str(out_dir), logging_dir=str(out_dir / "logs")))
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    set_seed(cfg.seed)
+    return accelerator
+
+
+def trim_history(history: Path, step: int) -> None:
+    """Drop entries logged after the checkpoint we resume from."""
+    if history.exists():
+        kept = [line for line in history.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        history.write_text("".join(line + "\n" for line in kept))
+
+
+def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
+    """Steps from the resumed one to max_steps: train, log (with images/s), sample, checkpoint."""
+    cfg, acc, history = t.cfg, t.acc, out_dir / "losses.jsonl"
+    bar = tqdm(total=cfg.max_steps, initial=t.progress.step, disable=not acc.is_local_main_process, desc="train",
+               dynamic_ncols=True)
+    fixed, last_logs, images, timer = None, {}, 0, time.time()
+    for step in range(t.progress.step, cfg.max_steps):
+        stage, logs = t.train_step(step)
+        images += cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
+        if fixed is None:  # the sample grid's photos and styles: the run's first batch
+            fixed = t.last_batch.content[:4].clone(), t.last_batch.style[:4].clone()
+        t.progress.step = step + 1
+        last_logs = {k: float(v) for k, v in logs.items()}
+        bar.update(1)
+        bar.set_postfix(stage=stage, **{k: f"{v:.3g}" for k, v in last_logs.items() if k in ("g_loss", "d_loss")})
+        done = t.progress.step == cfg.max_steps
+        if t.progress.step % cfg.log_every == 0 or done:
+            last_logs["images_per_s"] = images / max(time.time() - timer, 1e-9)
+            images, timer = 0, time.time()
+            t.record(stage, last_logs, history)
+        if acc.is_main_process and (t.progress.step % cfg.sample_every == 0 or done):
+            t.save_samples(*fixed, out_dir)
+        if t.progress.step % cfg.checkpoint_every == 0 or done:
+            save_checkpoint(acc, out_dir, t.progress.step, cfg.checkpoints_total_limit)
+    bar.close()
+    return last_logs
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv, description=__doc__.split("\n\n")[0])
+    token = hub_token_or_exit(cfg)
+    out_dir = Path(cfg.output_dir)
+    accelerator = start(cfg)
+    trainer = Trainer(cfg, accelerator)
+    trainer.resume()
+    if accelerator.is_main_process:
+        trim_history(out_dir / "losses.jsonl", trainer.progress.step)
+    trainer.open_data()
+    if accelerator.is_main_process:
+        accelerator.init_trackers("cst", config={k: str(v) for k, v in cfg.to_dict().items()})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    started = time.time()
+    try:
+        last_logs = loop(trainer, out_dir)
+    except NonFinite as err:
+        accelerator.print(str(err))
+        accelerator.end_training()
+        return 1
+    accelerator.wait_for_everyone()
+    trainer.check_replicas()
+    if accelerator.is_main_process:
+        trainer.publish(out_dir, last_logs, time.time() - started, token)
+    accelerator.end_training()
+    return 0
 
 
 if __name__ == "__main__":

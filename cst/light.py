@@ -1,0 +1,123 @@
+"""The light real-time generator: a small feed-forward network on the photo, conditioned on the style and sliders.
+
+No VGG on the content path. The style enters as its VGG19 statistics (the same cacheable, blendable `StyleStats`
+the VGG generator uses, taken once per style at a small size); a small MLP turns them, together with the log loss
+weights (α, β, λ), into the scale and shift of every conditional instance norm (Dumoulin et al. 2017; Ghiasi et al.
+2017 for arbitrary styles; loss-conditional training as in Dosovitskiy & Djolonga 2020).
+
+    photo ─ pixel-unshuffle ─ conv 3x3 (H/2) ─ conv 3x3 stride 2 (H/4) ─ residual blocks (H/4) ─ upsample ─
+            conv 3x3 (H/2) ─ conv 3x3 ─ pixel-shuffle ─ RGB
+    every conv but the last is followed by instance norm whose (γ, β) come from MLP(style stats, log α, β, λ)
+
+Costs at 512x512 with the default widths (32, 64, 3 blocks): about 5 GMAC, 0.27 M parameters in the body.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from . import functional as F_
+
+# RMS of the Caffe VGG19 activations on natural images: style statistics are divided by these so that every layer's
+# numbers are O(1) before the MLP sees them (raw relu4_1 values reach thousands)
+FEATURE_RMS = {"relu1_1": 50.0, "relu2_1": 250.0, "relu3_1": 350.0, "relu4_1": 1000.0}
+VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+
+
+def style_vector(style: F_.StyleStats, layers: Sequence[str]) -> torch.Tensor:
+    """{layer: (mean, std)} each (B, C, 1, 1) -> (B, 2·ΣC): the normalised statistics, one row per style."""
+    parts = []
+    for layer in layers:
+        mean, std = style[layer]
+        parts += [mean.flatten(1).float() / FEATURE_RMS[layer], std.flatten(1).float() / FEATURE_RMS[layer]]
+    return torch.cat(parts, dim=1)
+
+
+class Conditioner(nn.Module):
+    """(style vector, loss weights) -> per-norm-layer (γ, β). The only place where style and sliders enter."""
+
+    def __init__(self, style_dim: int, channels: Sequence[int], hidden: int, weight_min: float, weight_max: float):
+        super().__init__()
+        self.channels = list(channels)
+        self.log_min, self.log_max = math.log(weight_min), math.log(weight_max)
+        self.style = nn.Sequential(nn.Linear(style_dim, hidden), nn.SiLU())
+        self.sliders = nn.Sequential(nn.Linear(3, hidden // 4), nn.SiLU())
+        self.head = nn.Sequential(nn.Linear(hidden + hidden // 4, hidden), nn.SiLU(),
+                                  nn.Linear(hidden, 2 * sum(self.channels)))
+        nn.init.normal_(self.head[-1].weight, std=1e-3)  # start near plain instance norm: γ ≈ 1, β ≈ 0
+        nn.init.zeros_(self.head[-1].bias)
+
+    def normalise(self, weights: torch.Tensor) -> torch.Tensor:
+        """(B, 3) positive weights -> log scale mapped to [-1, 1] over the trained range."""
+        log_w = weights.float().clamp(math.exp(self.log_min), math.exp(self.log_max)).log()
+        return 2.0 * (log_w - self.log_min) / (self.log_max - self.log_min) - 1.0
+
+    def forward(self, style_vec: torch.Tensor, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        style_vec = style_vec.expand(weights.shape[0], -1)
+        h = torch.cat([self.style(style_vec), self.sliders(self.normalise(weights))], dim=1)
+        out = self.head(h)
+        params, start = [], 0
+        for c in self.channels:
+            gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
+            params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
+            start += 2 * c
+        return params
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=3, stride=stride, padding=1, padding_mode="reflect")
+
+
+def conditional_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                     stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Instance norm with a given (γ, β). `stats` = (mean, std) from outside (a thumbnail of the whole picture for
+    tiles, a running average for video) replaces the input's own, so every tile or frame gets the same affine map."""
+    mean, std = stats if stats is not None else F_.calc_mean_std(x)
+    return ((x.float() - mean) / std * gamma + beta).to(x.dtype)
+
+
+class LightTransformer(nn.Module):
+    """The content network. `forward(photo, params, norm_stats=None, record=None)`: photo (B, 3, H, W) in [0, 1]
+    with H and W multiples of 4; params from `Conditioner`; returns RGB (B, 3, H, W), unclamped.
+    `record`, a list, receives each norm layer's own (mean, std) (for thumbnail statistics); `norm_stats`, such a
+    list, replaces them."""
+
+    def __init__(self, widths: tuple[int, int], blocks: int):
+        super().__init__()
+        c1, c2 = widths
+        self.stem = _conv(12, c1)  # after pixel-unshuffle(2): full resolution folded into channels, at H/2
+        self.down = _conv(c1, c2, stride=2)  # H/4
+        self.blocks = nn.ModuleList(nn.ModuleList([_conv(c2, c2), _conv(c2, c2)]) for _ in range(blocks))
+        self.up = _conv(c2, c1)  # after nearest 2x upsampling, H/2
+        self.to_rgb = _conv(c1, 12)  # then pixel-shuffle(2): full resolution
+        self.norm_channels = self.channels(widths, blocks)
+
+    @staticmethod
+    def channels(widths: tuple[int, int], blocks: int) -> list[int]:
+        """Channels of each conditional norm layer, in order."""
+        c1, c2 = widths
+        return [c1, c2] + [c2] * (2 * blocks) + [c1]
+
+    def forward(self, photo: torch.Tensor, params: list, norm_stats: list | None = None,
+                record: list | None = None) -> torch.Tensor:
+        layer = iter(range(len(self.norm_channels)))
+
+        def norm(x: torch.Tensor) -> torch.Tensor:
+            i = next(layer)
+            if record is not None:
+                record.append(F_.calc_mean_std(x))
+            return conditional_norm(x, *params[i], norm_stats[i] if norm_stats is not None else None)
+
+        x = nn.functional.pixel_unshuffle(photo * 2.0 - 1.0, 2)
+        x = torch.relu(norm(self.stem(x)))
+        x = torch.relu(norm(self.down(x)))
+        for conv_a, conv_b in self.blocks:
+            y = torch.relu(norm(conv_a(x)))
+            x = x + norm(conv_b(y))
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = torch.relu(norm(self.up(x)))
+        rgb = nn.functional.pixel_shuffle(self.to_rgb(x), 2)
+        return rgb * 0.5 + 0.5

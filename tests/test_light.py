@@ -1,0 +1,118 @@
+"""The light real-time generator and the model's forward in stages (the seams tiles and video build on)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cst import StyleTransferConfig, StyleTransferError, StyleTransferModel
+from cst.imageio import pil_to_tensor
+from cst.light import LightTransformer
+
+
+@pytest.fixture
+def light(make_model):
+    return make_model(architecture="light")
+
+
+def test_default_config_is_the_light_generator_and_old_configs_mean_vgg():
+    assert StyleTransferConfig().architecture == "light"
+    # a config.json written before the light generator existed has no "architecture" key: the VGG generator
+    old = StyleTransferConfig.from_dict({"decoder_channels": [8, 8, 8], "skip_connections": True})
+    assert old.architecture == "vgg"
+    with pytest.raises(StyleTransferError, match="architecture must be one of"):
+        StyleTransferConfig(architecture="resnet")
+
+
+def test_light_model_has_no_vgg_on_the_content_path(light, make_image):
+    """Encoding the style uses VGG19; stylising a photo with cached statistics never calls it."""
+    stats = light.style_stats(make_image(40, 40, seed=3))
+    calls = []
+    hook = light.encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        out = light.stylize(make_image(44, 36), stats)
+    finally:
+        hook.remove()
+    assert calls == [] and out.size == (44, 36)
+
+
+def test_light_save_load_round_trip_is_exact_and_strict(light, make_image, tmp_path):
+    light.save_pretrained(tmp_path / "m")
+    keys = set(load_file(str(tmp_path / "m" / "model.safetensors")))
+    assert keys and all(k.startswith(("conditioner.", "transformer.")) for k in keys)  # no VGG copy
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["architecture"] == "light"
+    again = StyleTransferModel.from_pretrained(tmp_path / "m")
+    photo, style = make_image(40, 32), make_image(32, 32, seed=5)
+    assert np.array_equal(np.asarray(light.stylize(photo, style)), np.asarray(again.stylize(photo, style)))
+    # a light file in a vgg model (or the reverse) is refused by key, not silently half-loaded
+    vgg = StyleTransferModel(StyleTransferConfig(architecture="vgg", decoder_channels=(8, 8, 8)))
+    with pytest.raises(StyleTransferError, match="missing keys"):
+        vgg.load_weights(tmp_path / "m" / "model.safetensors")
+
+
+def test_strength_zero_gives_back_the_photo_and_one_the_stylisation(light, make_image):
+    photo, style = make_image(48, 40), make_image(32, 32, seed=7)
+    kept = np.asarray(light.stylize(photo, style, strength=0.0)).astype(int)
+    assert np.abs(kept - np.asarray(photo).astype(int)).max() <= 1  # 8-bit rounding only
+    full = np.asarray(light.stylize(photo, style, strength=1.0)).astype(int)
+    half = np.asarray(light.stylize(photo, style, strength=0.5)).astype(int)
+    assert np.abs(half - (full + kept) / 2).mean() < 1.0  # strength mixes the stylisation with the photo
+
+
+def test_sliders_and_styles_change_the_light_output(light, make_image):
+    photo = make_image(40, 40)
+    a = np.asarray(light.stylize(photo, make_image(32, 32, seed=1), style_weight=0.1)).astype(float)
+    b = np.asarray(light.stylize(photo, make_image(32, 32, seed=1), style_weight=10.0)).astype(float)
+    c = np.asarray(light.stylize(photo, make_image(32, 32, seed=2) .rotate(90), style_weight=0.1)).astype(float)
+    assert np.abs(a - b).mean() > 0.5 and np.abs(a - c).mean() > 0.5
+
+
+def test_norm_statistics_from_outside_replace_each_layers_own(light, make_image):
+    """The seam for tiles and video: statistics recorded on one picture, given back, reproduce it exactly; given to
+    a crop of it, every crop gets the same affine map as the whole."""
+    x = pil_to_tensor(make_image(48, 48))
+    stats = light.style_stats(make_image(32, 32, seed=4))
+    w = torch.ones(1, 3)
+    params = light.condition(stats, w)
+    record: list = []
+    with torch.no_grad():
+        whole = light.transformer(x, params, record=record)
+        again = light.transformer(x, params, norm_stats=record)
+        crop_own = light.transformer(x[:, :, :24, :24], params)
+        crop_shared = light.transformer(x[:, :, :24, :24], params, norm_stats=record)
+    assert len(record) == len(LightTransformer.channels(light.config.light_widths, light.config.light_blocks))
+    assert torch.allclose(whole, again, atol=1e-5)
+    # away from the crop's border (receptive field), the crop with shared statistics matches the whole picture
+    inner = (slice(None), slice(None), slice(4, 16), slice(4, 16))
+    assert (crop_shared[inner] - whole[inner]).abs().max() < (crop_own[inner] - whole[inner]).abs().max()
+
+
+def test_vgg_forward_in_stages_equals_the_one_call(make_model, make_image):
+    model = make_model()  # the VGG generator
+    x = pil_to_tensor(make_image(40, 40))
+    stats = model.style_stats(make_image(32, 32, seed=6))
+    w = torch.tensor([[1.0, 2.0, 0.5]])
+    with torch.no_grad():
+        one = model(x, stats, w)
+        feats = model.encode_content(x)
+        own = {k: (f.mean(dim=(2, 3), keepdim=True), f.var(dim=(2, 3), keepdim=True, unbiased=False).add(1e-5).sqrt())
+               for k, f in feats.items()}
+        staged = model.decoder(model.fuse(feats, stats, 1.0, content_stats=own), w)
+    assert torch.allclose(one, staged, atol=1e-4)
+
+
+def test_old_vgg_model_folder_still_loads(make_model, make_image, tmp_path):
+    """A folder saved before this change: config.json without "architecture", decoder.* weights."""
+    model = make_model()
+    model.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("architecture", "light_widths", "light_blocks", "style_embedding_dim"):
+        config.pop(key)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = StyleTransferModel.from_pretrained(tmp_path / "old")
+    assert loaded.config.architecture == "vgg"
+    photo, style = make_image(40, 32), make_image(32, 32, seed=2)
+    assert np.array_equal(np.asarray(model.stylize(photo, style)), np.asarray(loaded.stylize(photo, style)))
