@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 import app_examples
-from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel
+from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend
 from cst.imageio import fit_within, load_image
 
 log = logging.getLogger("cst.app")
@@ -46,9 +46,8 @@ def load_model(spec: str | None) -> LoadedModel:
     """`spec` = "org/name", "org/name@revision" or a folder; None/"" or any failure gives the embedded default."""
     notice = ""
     if spec:
-        repo_id, _, revision = (spec, "", "") if os.path.isdir(spec) else spec.partition("@")
         try:
-            return LoadedModel(StyleTransferModel.from_pretrained(repo_id, revision=revision or None), spec)
+            return LoadedModel(frontend.load_model(spec), spec)
         # ValueError also covers huggingface_hub's HFValidationError (a malformed repo id), which cst lets through
         except (StyleTransferError, ValueError, OSError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -100,7 +99,7 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         raise gr.Error("Add a style image first.")
     try:
         progress(0.0, desc="Reading images")
-        photo = load_image(content, "content image")
+        photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
         work = fit_within(photo, int(output_size))
         if work.size != photo.size:
             gr.Info(f"The content image is {photo.width}x{photo.height} px; it was downscaled to "

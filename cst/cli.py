@@ -1,4 +1,5 @@
-"""Command line: `python -m cst stylize CONTENT --style STYLE -o OUT [sliders]`.
+"""Command line: `python -m cst stylize CONTENT --style STYLE -o OUT [sliders]`, and
+`python -m cst export-onnx [MODEL] -o model.onnx [--int8] [--no-style]` (see cst/engines.py for the graphs).
 
 CONTENT is a photo or a folder. For a folder, every image directly inside it (suffixes in
 `cst.imageio.IMAGE_SUFFIXES`, not recursive) is stylised into the folder -o names, under the same file name and
@@ -17,15 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from huggingface_hub.utils import logging as hub_logging
 from PIL import Image
 from tqdm import tqdm
 
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, frontend
 from .errors import StyleTransferError
-from .functional import blend_style_stats
+from .frontend import check_number
 from .imageio import IMAGE_SUFFIXES, save_image_atomic
-from .model import StyleTransferModel, check_number
 
 
 
@@ -42,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `python -m cst` argument parser (one sub-command, `stylize`, for now)."""
+    """The `python -m cst` argument parser: sub-commands `stylize` and `export-onnx`."""
     parser = _Parser(prog=_prog(), description="cst: content-preserving style transfer.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = commands.add_parser(
@@ -77,7 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary (inputs, outputs, failures, settings, seconds) on stdout")
     p.set_defaults(run=stylize_command)
+    _add_export_parser(commands)
     return parser
+
+
+def _add_export_parser(commands) -> None:
+    p = commands.add_parser(
+        "export-onnx", help="export a model as ONNX graphs for onnxruntime",
+        description="Write the content path (photo, cached style vector, sliders, strength -> picture) to OUT, and "
+                    "the style path (style image -> style vector, run once per style) to OUT's stem + .style.onnx; "
+                    "with --int8 also OUT's stem + .int8.onnx. Each file is written atomically.")
+    p.add_argument("model", nargs="?", default=None, metavar="MODEL",
+                   help="model folder or Hub repo id (default: $CST_MODEL, else the model bundled with cst)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the .onnx file to write")
+    p.add_argument("--int8", action="store_true", help="also write an int8-quantised content graph (OUT stem + "
+                                                       ".int8.onnx; not faster on every CPU, see cst/engines.py)")
+    p.add_argument("--no-style", action="store_true", help="skip the style graph")
+    p.set_defaults(run=export_onnx_command)
 
 
 def _style_blend(text: str | None, num_styles: int) -> list[float]:
@@ -117,11 +132,12 @@ def _plan(content: Path, output: str) -> tuple[list[tuple[Path, Path]], bool]:
         raise StyleTransferError(f"content not found: {content}")
     out = Path(output)
     if content.is_dir():
-        photos = sorted(p for p in content.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not photos:
-            raise StyleTransferError(f"no images ({' '.join(IMAGE_SUFFIXES)}) in folder {content}")
+        photos = frontend.list_images(content, "content")
         if out.exists() and not out.is_dir():
             raise StyleTransferError(f"-o must be a folder when CONTENT is a folder, but {out} is a file")
+        if not out.exists() and out.suffix.lower() in IMAGE_SUFFIXES:
+            raise StyleTransferError(f"-o must be a folder when CONTENT is a folder, but {out} is named like an "
+                                     f"image; give a folder name")
         if out.resolve() == content.resolve():
             raise StyleTransferError(f"refusing to write into the input folder {content}: choose another -o folder")
         _check_writable(out)
@@ -138,29 +154,23 @@ def _plan(content: Path, output: str) -> tuple[list[tuple[Path, Path]], bool]:
 def stylize_command(args: argparse.Namespace) -> int:
     """`stylize`: validate everything, load the model, encode the style once, stylise each photo."""
     start = time.perf_counter()
-    settings = {
-        "strength": check_number(args.strength, "--strength", low=0.0, high=1.0),
-        "content_weight": check_number(args.content_weight, "--content-weight", low=0.0, exclusive_low=True),
-        "style_weight": check_number(args.style_weight, "--style-weight", low=0.0, exclusive_low=True),
-        "adversarial_weight": check_number(args.adversarial_weight, "--adversarial-weight", low=0.0,
-                                            exclusive_low=True),
-        "preserve_color": bool(args.preserve_color),
-        "max_size": args.max_size,
-    }
-    if args.max_size is not None and args.max_size < 16:
-        raise StyleTransferError(f"--max-size must be at least 16, got {args.max_size}")
+    sliders = frontend.check_sliders(args.strength, args.content_weight, args.style_weight, args.adversarial_weight,
+                                     ("--strength", "--content-weight", "--style-weight", "--adversarial-weight"))
+    settings = {**sliders, "preserve_color": bool(args.preserve_color),
+                "max_size": frontend.check_max_size(args.max_size, "--max-size")}
     blend = _style_blend(args.style_blend, len(args.style))
     jobs, is_folder = _plan(Path(args.content), args.output)
 
     # Heavy work starts here, after every cheap check has passed.
-    hub_logging.set_verbosity_error()  # the Hub's "config.json not found" warnings would break the one-line errors
     model_id = args.model or os.environ.get("CST_MODEL") or DEFAULT_MODEL
-    model = StyleTransferModel.from_pretrained(model_id)
+    model = frontend.load_model(model_id)
+    notice = frontend.clamp_notice(sliders, model.config.weight_min, model.config.weight_max)
+    if notice:
+        print(f"cst: note: {notice}", file=sys.stderr)
     if settings["max_size"] is None:
         settings["max_size"] = model.config.max_size
-    # The style is encoded once (per style image, then blended) and reused for every photo.
-    stats = [model.style_stats(style) for style in args.style]
-    style = stats[0] if len(stats) == 1 else blend_style_stats(stats, blend)
+    # The style is encoded once and reused for every photo; several styles are blended by `stylize` itself.
+    style = model.resolve_style(args.style[0] if len(args.style) == 1 else list(zip(args.style, blend)))
 
     written, failed, images = [], [], []
     for photo, target in tqdm(jobs, desc="cst", unit="image", file=sys.stderr, disable=None if is_folder else True):
@@ -201,6 +211,24 @@ def stylize_command(args: argparse.Namespace) -> int:
     if failed:
         print(f"cst: error: {len(failed)} of {len(jobs)} images failed", file=sys.stderr)
         return 1
+    return 0
+
+
+def export_onnx_command(args: argparse.Namespace) -> int:
+    """`export-onnx`: check the output and the model, build every graph in memory, then write them atomically."""
+    from . import engines
+
+    out = Path(args.output)
+    if out.suffix != ".onnx" or out.is_dir() or args.output.endswith(("/", os.sep)):
+        raise StyleTransferError(f"-o must name a .onnx file, got {args.output}")
+    _check_writable(out.parent)
+    model = frontend.load_model(args.model)
+    try:
+        written = engines.export_onnx(model, out, style=not args.no_style, int8=args.int8)
+    except OSError as err:
+        raise StyleTransferError(f"cannot write {out}: {err.strerror or err}") from None
+    for path in written:
+        print(path)
     return 0
 
 

@@ -61,10 +61,10 @@ from skimage.color import rgb2gray
 from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
-from . import DEFAULT_MODEL
+from . import DEFAULT_MODEL, frontend
 from .errors import StyleTransferError
 from .functional import calc_mean_std, gram_matrix
-from .imageio import IMAGE_SUFFIXES, load_image, pil_to_tensor
+from .imageio import load_image, pil_to_tensor
 from .judge import StyleJudge
 from .model import StyleTransferModel
 from .vgg import LAYER_ORDER, VGG19Features
@@ -214,13 +214,7 @@ def list_images(folder: Path, name: str, split: list[tuple[str, ...]] | None = N
     """Sorted images in `folder`; with a split, only those the split lists. An entry names a file when its path
     components are the last components of the file's path, so `content/0010.jpg` (relative to the data root) and
     `0010.jpg` both select <folder>/0010.jpg."""
-    if not folder.exists():
-        raise StyleTransferError(f"{name} folder not found: {folder}")
-    if not folder.is_dir():
-        raise StyleTransferError(f"{name} folder is not a folder: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise StyleTransferError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {name} folder {folder}")
+    files = frontend.list_images(folder, name)
     if split is not None:
         wanted = set(split)
         files = [p for p in files if any(p.absolute().parts[-n:] in wanted for n in {len(e) for e in wanted})]

@@ -6,7 +6,8 @@ weights (α, β, λ), into the scale and shift of every conditional instance nor
 2017 for arbitrary styles; loss-conditional training as in Dosovitskiy & Djolonga 2020).
 
     photo ─ pixel-unshuffle ─ conv 3x3 (H/2) ─ conv 3x3 stride 2 (H/4) ─ residual blocks (H/4) ─ upsample ─
-            conv 3x3 (H/2) ─ conv 3x3 ─ pixel-shuffle ─ RGB
+            conv 3x3 (H/2) ─ upsample ─ conv 3x3 (H) ─ RGB
+    (nearest-neighbour upsampling then a conv, never a pixel-shuffle or transposed conv at the output: no 2x2 grid)
     every conv but the last is followed by instance norm whose (γ, β) come from MLP(style stats, log α, β, λ)
 
 Costs at 512x512 with the default widths (32, 64, 3 blocks): about 5 GMAC, 0.27 M parameters in the body.
@@ -92,7 +93,7 @@ class LightTransformer(nn.Module):
         self.down = _conv(c1, c2, stride=2)  # H/4
         self.blocks = nn.ModuleList(nn.ModuleList([_conv(c2, c2), _conv(c2, c2)]) for _ in range(blocks))
         self.up = _conv(c2, c1)  # after nearest 2x upsampling, H/2
-        self.to_rgb = _conv(c1, 12)  # then pixel-shuffle(2): full resolution
+        self.to_rgb = _conv(c1, 3)  # at full resolution, after nearest upsampling
         self.norm_channels = self.channels(widths, blocks)
 
     @staticmethod
@@ -119,5 +120,5 @@ class LightTransformer(nn.Module):
             x = x + norm(conv_b(y))
         x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
         x = torch.relu(norm(self.up(x)))
-        rgb = nn.functional.pixel_shuffle(self.to_rgb(x), 2)
-        return rgb * 0.5 + 0.5
+        x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.to_rgb(x) * 0.5 + 0.5

@@ -33,6 +33,7 @@ from torch import nn
 
 from . import functional as F_
 from . import presets
+from .frontend import PICKLE_SUFFIXES, check_max_size, check_number, check_sliders
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
 from .light import FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, style_vector
@@ -254,7 +255,7 @@ class StyleTransferModel(
             out = self.transformer(x, self.condition(style, weights), norm_stats)
             if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
                 s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
-                out = s * out + (1.0 - s) * x
+                out = s * out.clamp(0, 1) + (1.0 - s) * x
         else:
             out = self.decoder(self.fuse(self.encode_content(x), style, strength), weights)
         return out[:, :, :h, :w]
@@ -279,10 +280,18 @@ class StyleTransferModel(
             if stored is not None:
                 return {k: (m.to(self.device), s.to(self.device)) for k, (m, s) in stored.items()}
             style = preset.path
+        elif isinstance(style, str) and not os.path.exists(style) and not os.path.splitext(style)[1]:
+            raise StyleTransferError(f"style image not found: {style} (nor is it a built-in style: "
+                                     f"{', '.join(presets.presets())})")
         img = fit_within(load_image(style, "style image"), size)
-        return self.encode_style(pil_to_tensor(img).to(self.device))
+        tensor = pil_to_tensor(img).to(self.device)
+        if self.is_light:  # onnxruntime on the CPU when it is installed (cst/engines.py), else this model in torch
+            from .engines import best_engine
+            return best_engine(self).encode_style(tensor)
+        return self.encode_style(tensor)
 
-    def _resolve_style(self, style: StyleInput, style_size: int | None) -> F_.StyleStats:
+    def resolve_style(self, style: StyleInput, style_size: int | None = None) -> F_.StyleStats:
+        """One style, cached statistics or a blend [(style, weight), ...] -> the statistics `stylize` uses."""
         if isinstance(style, (list, tuple)) and style and all(isinstance(s, (list, tuple)) for s in style):
             if any(len(s) != 2 for s in style):
                 raise StyleTransferError("a style blend is a list of (style image, weight) pairs")
@@ -307,21 +316,22 @@ class StyleTransferModel(
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
         max_size: long side of the working resolution (default config.max_size); the result is resized back.
         """
-        strength = check_number(strength, "strength", low=0.0, high=1.0)
-        alpha = check_number(content_weight, "content_weight", low=0.0, exclusive_low=True)
-        beta = check_number(style_weight, "style_weight", low=0.0, exclusive_low=True)
-        lam = check_number(adversarial_weight, "adversarial_weight", low=0.0, exclusive_low=True)
-        if max_size is not None and (not isinstance(max_size, int) or max_size < 16):
-            raise StyleTransferError(f"max_size must be an integer of at least 16, got {max_size!r}")
+        sliders = check_sliders(strength, content_weight, style_weight, adversarial_weight)
+        strength, alpha, beta, lam = sliders.values()
+        max_size = check_max_size(max_size)
         photo = load_image(content, "content image")
-        stats = self._resolve_style(style, style_size)
+        stats = self.resolve_style(style, style_size)
         work = fit_within(photo, max_size or self.config.max_size)
         x = pil_to_tensor(work).to(self.device)
         weights = torch.tensor([[alpha, beta, lam]], device=self.device)
         was_training = self.training
         self.eval()
         try:
-            out = self(x, stats, weights, strength).clamp(0, 1)
+            if self.is_light:  # the fastest engine that keeps the quality (cst/engines.py; CST_ENGINE=torch opts out)
+                from .engines import best_engine
+                out = best_engine(self).run(x, style_vector(stats, STYLE_LAYERS), weights, strength)
+            else:
+                out = self(x, stats, weights, strength).clamp(0, 1)
         finally:
             self.train(was_training)
         if preserve_color:
@@ -368,7 +378,7 @@ class StyleTransferModel(
         """Load from a folder (config.json + model.safetensors) or a Hub repo id (cache honoured, HF_HUB_OFFLINE ok)."""
         folder = Path(pretrained_model_name_or_path)
         if folder.is_dir() and not (folder / CONFIG_NAME).is_file():
-            pickles = sorted(p.name for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"))
+            pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
             hint = f" (found {pickles[0]}: cst never loads pickle files, only {WEIGHTS_NAME})" if pickles else ""
             raise StyleTransferError(f"{folder} is not a cst model folder: it has no {CONFIG_NAME}{hint}")
         # cst's own strict loader, not the Hub mixin's (which reads config.json leniently and loads with strict=False)
@@ -390,7 +400,7 @@ class StyleTransferModel(
             if os.path.isdir(model_id):
                 path = Path(model_id) / name
                 if not path.is_file():
-                    pickles = [p.name for p in Path(model_id).glob("*.bin")] + [p.name for p in Path(model_id).glob("*.pt*")]
+                    pickles = sorted(p.name for p in Path(model_id).iterdir() if p.suffix in PICKLE_SUFFIXES)
                     hint = f" (found {pickles[0]}: cst never loads pickle files)" if pickles else ""
                     raise StyleTransferError(f"{model_id} has no {name}{hint}")
                 return path
@@ -404,19 +414,3 @@ class StyleTransferModel(
         model = cls(config)
         model.load_weights(fetch(WEIGHTS_NAME))
         return model.to(map_location).eval()
-
-
-def check_number(value, name: str, *, low: float | None = None, high: float | None = None,
-                  exclusive_low: bool = False) -> float:
-    """A finite float within bounds, else a one-line StyleTransferError."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise StyleTransferError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise StyleTransferError(f"{name} must be finite, got {value!r}")
-    if low is not None and (x < low or (exclusive_low and x <= low)):
-        raise StyleTransferError(f"{name} must be {'>' if exclusive_low else '>='} {low:g}, got {x:g}")
-    if high is not None and x > high:
-        raise StyleTransferError(f"{name} must be <= {high:g}, got {x:g}")
-    return x

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from cst.imageio import IMAGE_SUFFIXES, pil_to_tensor
+from cst.errors import StyleTransferError
+from cst.frontend import list_images
+from cst.imageio import pil_to_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +28,10 @@ class ImageSource:
         self.skipped = 0  # broken files seen (at scan time or at decode time)
         self.name = folder or dataset_id
         if folder is not None:
-            root = Path(folder)
-            if not root.is_dir():
-                raise SystemExit(f"error: image folder not found: {folder}")
-            candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            try:
+                candidates = list_images(folder, "image", recursive=True)
+            except StyleTransferError as err:
+                raise SystemExit(f"error: {err}") from None
             self.files = []
             for path in candidates:  # header check only: cheap, catches empty and non-image files
                 try:
