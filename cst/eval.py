@@ -62,6 +62,7 @@ from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from . import DEFAULT_MODEL, frontend
+from . import losses as L
 from .errors import StyleTransferError
 from .functional import calc_mean_std, gram_matrix
 from .imageio import load_image, pil_to_tensor
@@ -131,19 +132,16 @@ def content_errors(feats_out: Features, feats_photo: Features,
 
 
 def gram_error(feats_out: Features, feats_style: Features, layers: Sequence[str] = STYLE_LAYERS) -> float:
-    """Relative Gram-matrix error vs the style, averaged over layers. Grams are normalised by position count, so
-    output and style may differ in size."""
-    errors = [relative_error(gram_matrix(feats_out[k]), gram_matrix(feats_style[k])) for k in layers]
-    return float(np.mean(errors))
+    """Relative Gram-matrix error vs the style, averaged over layers: the training objective's Gram term
+    (`cst.losses.gram_relative_error`). Grams are normalised by position count, so sizes may differ."""
+    return float(np.mean([float(L.gram_relative_error(feats_out[k], gram_matrix(feats_style[k]))[0]) for k in layers]))
 
 
 def mean_std_error(feats_out: Features, feats_style: Features, layers: Sequence[str] = STYLE_LAYERS) -> float:
-    """Relative error of the concatenated per-channel (mean, std) vector vs the style, averaged over layers."""
-    errors = []
-    for k in layers:
-        out, style = calc_mean_std(feats_out[k]), calc_mean_std(feats_style[k])
-        errors.append(relative_error(torch.cat(out, dim=1), torch.cat(style, dim=1)))
-    return float(np.mean(errors))
+    """Relative error of the concatenated per-channel (mean, std) vector vs the style, averaged over layers
+    (`cst.losses.mean_std_relative_error`)."""
+    return float(np.mean([float(L.mean_std_relative_error(feats_out[k], *calc_mean_std(feats_style[k]))[0])
+                          for k in layers]))
 
 
 def color_histograms(image, bins: int = HIST_BINS) -> np.ndarray:

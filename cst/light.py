@@ -37,6 +37,22 @@ def style_vector(style: F_.StyleStats, layers: Sequence[str]) -> torch.Tensor:
     return torch.cat(parts, dim=1)
 
 
+def normalise_weights(weights: torch.Tensor, log_min: float, log_max: float) -> torch.Tensor:
+    """(B, 3) positive loss weights -> log scale mapped to [-1, 1] over the trained range (clamped into it)."""
+    log_w = weights.float().clamp(math.exp(log_min), math.exp(log_max)).log()
+    return 2.0 * (log_w - log_min) / (log_max - log_min) - 1.0
+
+
+def split_modulation(out: torch.Tensor, channels: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(B, 2·ΣC) MLP output -> per layer (γ, β) of shape (B, C, 1, 1), γ around 1 (a zero output is the identity)."""
+    params, start = [], 0
+    for c in channels:
+        gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
+        params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
+        start += 2 * c
+    return params
+
+
 class Conditioner(nn.Module):
     """(style vector, loss weights) -> per-norm-layer (γ, β). The only place where style and sliders enter."""
 
@@ -51,21 +67,10 @@ class Conditioner(nn.Module):
         nn.init.normal_(self.head[-1].weight, std=1e-3)  # start near plain instance norm: γ ≈ 1, β ≈ 0
         nn.init.zeros_(self.head[-1].bias)
 
-    def normalise(self, weights: torch.Tensor) -> torch.Tensor:
-        """(B, 3) positive weights -> log scale mapped to [-1, 1] over the trained range."""
-        log_w = weights.float().clamp(math.exp(self.log_min), math.exp(self.log_max)).log()
-        return 2.0 * (log_w - self.log_min) / (self.log_max - self.log_min) - 1.0
-
     def forward(self, style_vec: torch.Tensor, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         style_vec = style_vec.expand(weights.shape[0], -1)
-        h = torch.cat([self.style(style_vec), self.sliders(self.normalise(weights))], dim=1)
-        out = self.head(h)
-        params, start = [], 0
-        for c in self.channels:
-            gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
-            params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
-            start += 2 * c
-        return params
+        sliders = self.sliders(normalise_weights(weights, self.log_min, self.log_max))
+        return split_modulation(self.head(torch.cat([self.style(style_vec), sliders], dim=1)), self.channels)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

@@ -75,7 +75,8 @@ def sliced_wasserstein_per_sample(output_feat: torch.Tensor, style_feat: torch.T
 
 def relative_per_sample(error_sq: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """‖A − B‖ / ‖B‖ from the per-sample mean squared error ‖A − B‖²/n and the target B -> (B,)."""
-    return (error_sq / l2_per_sample(target, torch.zeros_like(target)) + 1e-8).sqrt()
+    ratio = error_sq / l2_per_sample(target, torch.zeros_like(target)).clamp_min(1e-24)
+    return torch.where(ratio > 0, ratio.clamp_min(1e-16).sqrt(), torch.zeros_like(ratio))  # finite gradient at 0
 
 
 def gram_relative_error(output_feat: torch.Tensor, style_gram: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,8 @@ from . import presets
 from .frontend import PICKLE_SUFFIXES, check_max_size, check_number, check_sliders
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
-from .light import FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, style_vector
+from .light import (FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, normalise_weights, split_modulation,
+                    style_vector)
 from .vgg import VGG19Features
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style stats are taken (and AdaIN applied)
@@ -116,19 +117,8 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
-    def normalise(self, weights: torch.Tensor) -> torch.Tensor:
-        """(B, 3) positive weights -> log scale mapped to [-1, 1] over the trained range."""
-        log_w = weights.float().clamp(math.exp(self.log_min), math.exp(self.log_max)).log()
-        return 2.0 * (log_w - self.log_min) / (self.log_max - self.log_min) - 1.0
-
     def forward(self, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = self.mlp(self.normalise(weights))  # (B, 2 * sum(C))
-        params, start = [], 0
-        for c in self.channels:
-            gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
-            params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
-            start += 2 * c
-        return params
+        return split_modulation(self.mlp(normalise_weights(weights, self.log_min, self.log_max)), self.channels)
 
 
 def conv3x3(cin: int, cout: int) -> nn.Sequential:

