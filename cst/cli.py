@@ -1,5 +1,9 @@
-"""Command line: `python -m cst stylize CONTENT --style STYLE -o OUT [sliders]`, and
-`python -m cst export-onnx [MODEL] -o model.onnx [--int8] [--no-style]` (see cst/engines.py for the graphs).
+"""Command line:
+
+    python -m cst stylize CONTENT --style STYLE -o OUT [sliders]     # STYLE: an image or a built-in name
+    python -m cst presets                                            # the built-in styles, one a line
+    python -m cst sheet PHOTO -o sheet.jpg [sliders]                 # PHOTO in every built-in style, one picture
+    python -m cst export-onnx [MODEL] -o model.onnx [--int8] [--no-style]   (see cst/engines.py for the graphs)
 
 CONTENT is a photo or a folder. For a folder, every image directly inside it (suffixes in
 `cst.imageio.IMAGE_SUFFIXES`, not recursive) is stylised into the folder -o names, under the same file name and
@@ -15,17 +19,22 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from PIL import Image
 from tqdm import tqdm
 
-from . import DEFAULT_MODEL, frontend
+from . import DEFAULT_MODEL, frontend, presets
 from .errors import StyleTransferError
 from .frontend import check_number
-from .imageio import IMAGE_SUFFIXES, save_image_atomic
+from .imageio import IMAGE_SUFFIXES, fit_within, load_image, save_image_atomic
 
+WEIGHT_FLAGS = {"content_weight": "--content-weight", "style_weight": "--style-weight",
+                "adversarial_weight": "--adversarial-weight"}
+SHEET_MAX_SIZE = 512  # `sheet`'s default working resolution: the tiles are small, and 512 px is the textures' scale
+SHEET_PAIRS_PER_ROW = 3  # painting | result pairs side by side: nine presets make a 3 x 3 grid
 
 
 def _prog() -> str:
@@ -41,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `python -m cst` argument parser: sub-commands `stylize` and `export-onnx`."""
+    """The `python -m cst` argument parser: sub-commands `stylize`, `presets`, `sheet` and `export-onnx`."""
     parser = _Parser(prog=_prog(), description="cst: content-preserving style transfer.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     p = commands.add_parser(
@@ -51,12 +60,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", metavar="CONTENT",
                    help="a photo, or a folder: every image directly inside it is stylised (not recursive)")
     p.add_argument("--style", action="append", required=True, metavar="STYLE",
-                   help="style image; repeat to blend several styles")
+                   help="style image, or a built-in style name (see 'presets'); repeat to blend several styles")
     p.add_argument("--style-blend", metavar="W1,W2,...",
                    help="one weight per --style, comma-separated, normalised to sum 1 (default: equal weights)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image (format from the extension: .png, .jpg, .webp, ...); an existing folder or "
                         "a path ending in '/' gets CONTENT's file name; for a folder CONTENT, the output folder")
+    _add_settings_arguments(p, "long side in px of the working resolution (default: the model's, 1024); the output "
+                               "always has the photo's size")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary (inputs, outputs, failures, settings, seconds) on stdout")
+    p.set_defaults(run=stylize_command)
+    commands.add_parser("presets", help="list the built-in styles (use a name as --style)",
+                        description="The built-in styles: name, title, artist, year, one a line. Each name works "
+                                    "wherever a style image does.").set_defaults(run=presets_command)
+    _add_sheet_parser(commands)
+    _add_export_parser(commands)
+    return parser
+
+
+def _add_settings_arguments(p: argparse.ArgumentParser, max_size_help: str) -> None:
+    """The sliders, --preserve-color, --max-size and --model, shared by `stylize` and `sheet`."""
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
                    help="how far the photo's feature statistics move to the style's: 0 = none, 1 = fully (default 1)")
     p.add_argument("--content-weight", type=float, default=1.0, metavar="A",
@@ -68,16 +92,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 1)")
     p.add_argument("--preserve-color", action="store_true", help="keep the photo's colours, take only the style's "
                                                                   "luminance texture")
-    p.add_argument("--max-size", type=int, default=None, metavar="N",
-                   help="long side in px of the working resolution (default: the model's, 1024); the output always "
-                        "has the photo's size")
+    p.add_argument("--max-size", type=int, default=None, metavar="N", help=max_size_help)
     p.add_argument("--model", default=None, metavar="ID_OR_DIR",
                    help="model folder or Hub repo id (default: $CST_MODEL, else the model bundled with cst)")
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON summary (inputs, outputs, failures, settings, seconds) on stdout")
-    p.set_defaults(run=stylize_command)
-    _add_export_parser(commands)
-    return parser
+
+
+def _add_sheet_parser(commands) -> None:
+    p = commands.add_parser(
+        "sheet", help="render a photo in every built-in style, as one contact sheet",
+        description="Stylise PHOTO in each built-in style and write one contact sheet: the painting (title, artist, "
+                    "year) beside the result, three pairs a row. Written atomically.")
+    p.add_argument("photo", metavar="PHOTO", help="the photo")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the sheet (format from the extension: .jpg, .png, ...); an existing folder or a path ending "
+                        "in '/' gets PHOTO_presets.jpg (photo.jpg -> photo_presets.jpg)")
+    _add_settings_arguments(p, f"long side in px at which each style is rendered (default {SHEET_MAX_SIZE}); the "
+                               f"results are then shrunk to the sheet's tiles")
+    p.set_defaults(run=sheet_command)
 
 
 def _add_export_parser(commands) -> None:
@@ -151,22 +182,43 @@ def _plan(content: Path, output: str) -> tuple[list[tuple[Path, Path]], bool]:
     return [(content, out)], False
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """The checked stylize() keyword arguments from the command line (max_size None: the model's default)."""
+    sliders = frontend.check_sliders(args.strength, args.content_weight, args.style_weight, args.adversarial_weight,
+                                     ("--strength", *WEIGHT_FLAGS.values()))
+    return {**sliders, "preserve_color": bool(args.preserve_color),
+            "max_size": frontend.check_max_size(args.max_size, "--max-size")}
+
+
+def _load_model(args: argparse.Namespace, settings: dict):
+    """(model, the spec it came from); says on stderr when a loss weight lies outside the model's trained range."""
+    model_id = args.model or os.environ.get("CST_MODEL") or DEFAULT_MODEL
+    model = frontend.load_model(model_id)
+    flags = {flag: settings[key] for key, flag in WEIGHT_FLAGS.items()}  # the note names what the user typed
+    notice = frontend.clamp_notice(flags, model.config.weight_min, model.config.weight_max)
+    if notice:
+        print(f"cst: note: {notice}", file=sys.stderr)
+    return model, model_id
+
+
+def _stylize_to(model, photo: Path, style, settings: dict, target: Path) -> None:
+    """Stylise one photo and write it atomically; any failure is a StyleTransferError."""
+    picture = model.stylize(photo, style, **settings)
+    try:
+        save_image_atomic(picture, target)
+    except OSError as err:
+        raise StyleTransferError(f"cannot write {target}: {err.strerror or err}") from None
+
+
 def stylize_command(args: argparse.Namespace) -> int:
     """`stylize`: validate everything, load the model, encode the style once, stylise each photo."""
     start = time.perf_counter()
-    sliders = frontend.check_sliders(args.strength, args.content_weight, args.style_weight, args.adversarial_weight,
-                                     ("--strength", "--content-weight", "--style-weight", "--adversarial-weight"))
-    settings = {**sliders, "preserve_color": bool(args.preserve_color),
-                "max_size": frontend.check_max_size(args.max_size, "--max-size")}
+    settings = _settings(args)
     blend = _style_blend(args.style_blend, len(args.style))
     jobs, is_folder = _plan(Path(args.content), args.output)
 
     # Heavy work starts here, after every cheap check has passed.
-    model_id = args.model or os.environ.get("CST_MODEL") or DEFAULT_MODEL
-    model = frontend.load_model(model_id)
-    notice = frontend.clamp_notice(sliders, model.config.weight_min, model.config.weight_max)
-    if notice:
-        print(f"cst: note: {notice}", file=sys.stderr)
+    model, model_id = _load_model(args, settings)
     if settings["max_size"] is None:
         settings["max_size"] = model.config.max_size
     # The style is encoded once and reused for every photo; several styles are blended by `stylize` itself.
@@ -176,14 +228,7 @@ def stylize_command(args: argparse.Namespace) -> int:
     for photo, target in tqdm(jobs, desc="cst", unit="image", file=sys.stderr, disable=None if is_folder else True):
         t0 = time.perf_counter()
         try:
-            picture = model.stylize(photo, style, strength=settings["strength"],
-                                    content_weight=settings["content_weight"], style_weight=settings["style_weight"],
-                                    adversarial_weight=settings["adversarial_weight"],
-                                    preserve_color=settings["preserve_color"], max_size=settings["max_size"])
-            try:
-                save_image_atomic(picture, target)
-            except OSError as err:
-                raise StyleTransferError(f"cannot write {target}: {err.strerror or err}") from None
+            _stylize_to(model, photo, style, settings, target)
         except StyleTransferError as err:
             if not is_folder:
                 raise
@@ -211,6 +256,70 @@ def stylize_command(args: argparse.Namespace) -> int:
     if failed:
         print(f"cst: error: {len(failed)} of {len(jobs)} images failed", file=sys.stderr)
         return 1
+    return 0
+
+
+def presets_command(args: argparse.Namespace) -> int:
+    """`presets`: one built-in style a line: name, then title, artist (year)."""
+    found = presets.presets()
+    width = max(len(name) for name in found)
+    for name, preset in found.items():
+        print(f"{name:<{width}}  {preset.title} — {preset.artist} ({preset.year})")
+    return 0
+
+
+def _sheet_target(photo: Path, output: str) -> Path:
+    """Where `sheet` writes (an existing folder gets PHOTO's stem + _presets.jpg), checked before any work."""
+    if not photo.exists():
+        raise StyleTransferError(f"photo not found: {photo}")
+    if photo.is_dir():
+        raise StyleTransferError(f"sheet takes one photo, but {photo} is a folder")
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)):
+        out = out / f"{photo.stem}_presets.jpg"
+    if out.resolve() == photo.resolve():
+        raise StyleTransferError(f"refusing to overwrite the input {photo}: choose another -o")
+    _check_output_name(out)
+    _check_writable(out.parent)
+    return out
+
+
+def _sheet_captions(preset) -> tuple[str, str]:
+    """(under the painting: title / artist, year; under the result: how to ask for it) - short enough for a tile."""
+    title = textwrap.shorten(preset.title, width=30, placeholder="…")
+    return f"{title}\n{preset.artist}, {preset.year}", f"--style {preset.name}"
+
+
+def sheet_command(args: argparse.Namespace) -> int:
+    """`sheet`: PHOTO in every built-in style, painting | result pairs in a grid, one picture written atomically."""
+    try:
+        from .eval import contact_sheet  # pulls in the evaluation's imports (scikit-image): only when needed
+    except ImportError as err:
+        raise StyleTransferError(f"sheet needs the package {err.name}: pip install -r requirements.txt") from None
+
+    settings = _settings(args)
+    target = _sheet_target(Path(args.photo), args.output)
+    photo = load_image(args.photo, "photo")
+    model, _ = _load_model(args, settings)
+    settings["max_size"] = settings["max_size"] or SHEET_MAX_SIZE
+    work = fit_within(photo, settings["max_size"])  # the result keeps this size: the sheet's tiles are small anyway
+    tiles, captions = [], []
+    for preset in tqdm(list(presets.presets().values()), desc="cst sheet", unit="style", file=sys.stderr,
+                       disable=None):
+        tiles += [load_image(preset.path, f"preset {preset.name}"), model.stylize(work, preset.name, **settings)]
+        captions += _sheet_captions(preset)
+    per_row = 2 * SHEET_PAIRS_PER_ROW
+    while len(tiles) % per_row:  # a last row that is not full: blank tiles
+        tiles.append(Image.new("RGB", (1, 1), "white"))
+        captions.append("")
+    rows = range(0, len(tiles), per_row)
+    sheet = contact_sheet([tiles[i:i + per_row] for i in rows], [captions[i:i + per_row] for i in rows],
+                          ["painting", "your photo"] * SHEET_PAIRS_PER_ROW)
+    try:
+        save_image_atomic(sheet, target)
+    except OSError as err:
+        raise StyleTransferError(f"cannot write {target}: {err.strerror or err}") from None
+    print(target)
     return 0
 
 

@@ -41,24 +41,12 @@ from torch import nn
 
 from . import functional as F_
 from .errors import StyleTransferError
-from .light import FEATURE_RMS, VGG_CHANNELS, style_vector
+from .light import VGG_CHANNELS, stats_from_vector, style_vector
 from .model import STYLE_LAYERS, StyleTransferModel
 
 ONNX_OPSET = 17
 STYLE_DIM = 2 * sum(VGG_CHANNELS[layer] for layer in STYLE_LAYERS)  # 1920
 CONTENT_INPUTS = ("content", "style", "weights", "strength")
-
-
-def stats_from_vector(vec: torch.Tensor) -> F_.StyleStats:
-    """The inverse of `style_vector(stats, STYLE_LAYERS)`: (B, 1920) -> {layer: (mean, std)} each (B, C, 1, 1)."""
-    stats, start = {}, 0
-    for layer in STYLE_LAYERS:
-        c = VGG_CHANNELS[layer]
-        mean = vec[:, start:start + c] * FEATURE_RMS[layer]
-        std = vec[:, start + c:start + 2 * c] * FEATURE_RMS[layer]
-        stats[layer] = (mean[:, :, None, None], std[:, :, None, None])
-        start += 2 * c
-    return stats
 
 
 class ContentGraph(nn.Module):
@@ -76,7 +64,7 @@ class ContentGraph(nn.Module):
                 strength: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[2], content.shape[3]
         x = nn.functional.pad(content, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
-        out = self.model(x, stats_from_vector(style), weights, strength)
+        out = self.model(x, stats_from_vector(style, STYLE_LAYERS), weights, strength)
         return out[:, :, :h, :w].clamp(0.0, 1.0)
 
 
@@ -300,7 +288,7 @@ class OnnxEngine:
             self._style_session = ort.InferenceSession(style_onnx(self._model()), self._options,
                                                        providers=["CPUExecutionProvider"])
         image = style_image.detach().float().cpu().contiguous().numpy()
-        return stats_from_vector(torch.from_numpy(self._style_session.run(None, {"style_image": image})[0]))
+        return stats_from_vector(torch.from_numpy(self._style_session.run(None, {"style_image": image})[0]), STYLE_LAYERS)
 
 
 _ENGINES: "weakref.WeakKeyDictionary[StyleTransferModel, dict]" = weakref.WeakKeyDictionary()
@@ -308,8 +296,9 @@ _ENGINES_LOCK = threading.Lock()  # the app serves requests from several threads
 
 
 def _fingerprint(model: StyleTransferModel) -> tuple:
-    """Changes whenever the trained weights do: in-place updates bump a tensor's version, reassignment its id."""
-    return tuple((id(p), p._version) for p in model.trainable_modules().parameters())
+    """Changes whenever the trained weights or buffers do: in-place updates bump a tensor's version, reassignment
+    its id."""
+    return tuple((id(t), t._version) for t in model.trainable_modules().state_dict(keep_vars=True).values())
 
 
 def onnx_engine(model: StyleTransferModel, *, int8: bool = False, threads: int | None = None) -> OnnxEngine:

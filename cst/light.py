@@ -29,12 +29,24 @@ VGG_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 
 
 def style_vector(style: F_.StyleStats, layers: Sequence[str]) -> torch.Tensor:
-    """{layer: (mean, std)} each (B, C, 1, 1) -> (B, 2·ΣC): the normalised statistics, one row per style."""
+    """{layer: (mean, std)} each (B, C, 1, 1) -> (B, 2·ΣC): mean / RMS and log(std / RMS), one row per style."""
     parts = []
     for layer in layers:
         mean, std = style[layer]
-        parts += [mean.flatten(1).float() / FEATURE_RMS[layer], std.flatten(1).float() / FEATURE_RMS[layer]]
+        parts += [mean.flatten(1).float() / FEATURE_RMS[layer], (std.flatten(1).float() / FEATURE_RMS[layer]).log()]
     return torch.cat(parts, dim=1)
+
+
+def stats_from_vector(vec: torch.Tensor, layers: Sequence[str]) -> F_.StyleStats:
+    """The inverse of `style_vector`: (B, 2·ΣC) -> {layer: (mean, std)} each (B, C, 1, 1)."""
+    stats, start = {}, 0
+    for layer in layers:
+        c = VGG_CHANNELS[layer]
+        mean = vec[:, start:start + c] * FEATURE_RMS[layer]
+        std = vec[:, start + c:start + 2 * c].exp() * FEATURE_RMS[layer]
+        stats[layer] = (mean[:, :, None, None], std[:, :, None, None])
+        start += 2 * c
+    return stats
 
 
 def normalise_weights(weights: torch.Tensor, log_min: float, log_max: float) -> torch.Tensor:
@@ -60,15 +72,26 @@ class Conditioner(nn.Module):
         super().__init__()
         self.channels = list(channels)
         self.log_min, self.log_max = math.log(weight_min), math.log(weight_max)
+        # the style vector is standardised with the mean and spread of the training paintings' vectors (set once by
+        # `fit_style_normalisation` before training, saved with the weights): styles differ from each other by a
+        # few percent of the vector's size, and standardising makes that difference what the MLP sees
+        self.register_buffer("style_center", torch.zeros(style_dim))
+        self.register_buffer("style_scale", torch.ones(style_dim))
         self.style = nn.Sequential(nn.Linear(style_dim, hidden), nn.SiLU())
         self.sliders = nn.Sequential(nn.Linear(3, hidden // 4), nn.SiLU())
         self.head = nn.Sequential(nn.Linear(hidden + hidden // 4, hidden), nn.SiLU(),
                                   nn.Linear(hidden, 2 * sum(self.channels)))
-        nn.init.normal_(self.head[-1].weight, std=1e-3)  # start near plain instance norm: γ ≈ 1, β ≈ 0
+        nn.init.normal_(self.head[-1].weight, std=0.02)  # start near plain instance norm: γ ≈ 1, β ≈ 0
         nn.init.zeros_(self.head[-1].bias)
 
+    @torch.no_grad()
+    def fit_style_normalisation(self, style_vecs: torch.Tensor) -> None:
+        """Set the standardisation from (N, style_dim) vectors of training paintings."""
+        self.style_center.copy_(style_vecs.mean(0))
+        self.style_scale.copy_(style_vecs.std(0).clamp_min(1e-3))
+
     def forward(self, style_vec: torch.Tensor, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        style_vec = style_vec.expand(weights.shape[0], -1)
+        style_vec = ((style_vec - self.style_center) / self.style_scale).expand(weights.shape[0], -1)
         sliders = self.sliders(normalise_weights(weights, self.log_min, self.log_max))
         return split_modulation(self.head(torch.cat([self.style(style_vec), sliders], dim=1)), self.channels)
 

@@ -116,3 +116,24 @@ def test_old_vgg_model_folder_still_loads(make_model, make_image, tmp_path):
     assert loaded.config.architecture == "vgg"
     photo, style = make_image(40, 32), make_image(32, 32, seed=2)
     assert np.array_equal(np.asarray(model.stylize(photo, style)), np.asarray(loaded.stylize(photo, style)))
+
+
+def test_style_input_standardisation_is_fitted_saved_and_used(light, make_image, tmp_path):
+    """The conditioner standardises style vectors with the training paintings' spread; the buffers travel with the
+    weights, and they change what the network does with a style."""
+    from cst.light import style_vector
+    from cst.model import STYLE_LAYERS
+
+    styles = [light.style_stats(make_image(32, 32, seed=s)) for s in range(6)]
+    vecs = torch.cat([style_vector(s, STYLE_LAYERS) for s in styles])
+    photo = make_image(40, 40)
+    before = np.asarray(light.stylize(photo, styles[0])).astype(int)
+    light.conditioner.fit_style_normalisation(vecs)
+    standardised = (vecs - light.conditioner.style_center) / light.conditioner.style_scale
+    varying = light.conditioner.style_scale > 1e-3  # constant inputs (e.g. dead channels) keep a floor scale
+    assert standardised.mean(0).abs().max() < 1e-4 and (standardised.std(0)[varying] - 1).abs().max() < 1e-2
+    assert np.abs(np.asarray(light.stylize(photo, styles[0])).astype(int) - before).mean() > 0.1
+    light.save_pretrained(tmp_path / "m")
+    assert "conditioner.style_center" in load_file(str(tmp_path / "m" / "model.safetensors"))
+    again = StyleTransferModel.from_pretrained(tmp_path / "m")
+    assert torch.equal(again.conditioner.style_scale, light.conditioner.style_scale)

@@ -359,3 +359,13 @@ def test_train_config_round_trips_strictly_and_nests_the_library_configs(image_d
     assert TrainConfig.from_dict(data) == cfg
     with pytest.raises(StyleTransferError, match="unknown keys"):
         TrainConfig.from_dict({**data, "loss": {**data["loss"], "gram": 1}})
+
+
+def test_fresh_light_run_standardises_the_style_input_in_generator_and_ema(trainer):
+    import torch
+
+    assert torch.equal(trainer.gen.conditioner.style_center, torch.zeros_like(trainer.gen.conditioner.style_center))
+    trainer.fit_style_normalisation()
+    center = trainer.gen.conditioner.style_center
+    assert center.abs().sum() > 0 and torch.equal(center, trainer.ema.conditioner.style_center)
+    assert (trainer.gen.conditioner.style_scale > 0).all()

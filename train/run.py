@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 if __package__ in (None, ""):  # run as a script (`accelerate launch train/run.py`): make `cst` and `train` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,6 +40,8 @@ from cst import StyleTransferModel  # noqa: E402
 from cst import functional as F_  # noqa: E402
 from cst import losses as L  # noqa: E402
 from cst.discriminator import StyleDiscriminator  # noqa: E402
+from cst.imageio import pil_to_tensor  # noqa: E402
+from cst.light import style_vector  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
 from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
 from train.card import write_model_card  # noqa: E402
@@ -52,6 +55,7 @@ EMA_WARMUP_STEPS = 100  # the EMA copies the generator outright until then (earl
 CHECKPOINTED = ("ema", "progress")
 SEED_STRIDE, MICRO_STRIDE = 1_000_003, 101  # per-(seed, step, micro-batch, rank) RNG seeds never collide
 CONTENT_SALT, STYLE_SALT = 0, 1  # the two data streams draw from different permutations
+STYLE_NORM_IMAGES = 256  # paintings whose style vectors standardise the light conditioner's input
 
 
 def checkpoint_file(name: str) -> str:
@@ -189,6 +193,18 @@ class Trainer:
         logger.info("data: %d photos (%d unreadable skipped), %d artworks (%d skipped); %d process(es)",
                     len(self.contents), self.contents.skipped, len(self.styles), self.styles.skipped,
                     self.acc.num_processes)
+
+    @torch.no_grad()
+    def fit_style_normalisation(self) -> None:
+        """light, fresh runs: standardise the conditioner's style input with the vectors of (up to
+        STYLE_NORM_IMAGES) training paintings, as thumbnails at the style size, exactly as at inference."""
+        side, vecs = self.cfg.generator.style_size, []
+        for i in range(min(len(self.styles), STYLE_NORM_IMAGES)):
+            thumb = self.styles.open(i).resize((side, side), Image.BICUBIC, reducing_gap=2.0)
+            vecs.append(style_vector(self.gen.encode_style(pil_to_tensor(thumb).to(self.acc.device)), STYLE_LAYERS))
+        for model in (self.gen, self.ema):
+            model.conditioner.fit_style_normalisation(torch.cat(vecs))
+        logger.info("style input standardised over %d paintings", len(vecs))
 
     def _loader(self, source: ImageSource, salt: int, thumbnail_size: int | None):
         cfg = self.cfg
@@ -445,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         trim_history(out_dir / "losses.jsonl", trainer.progress.step)
     trainer.open_data()
+    if trainer.gen.is_light and trainer.progress.step == 0 and not cfg.init_from:
+        trainer.fit_style_normalisation()
     if accelerator.is_main_process:
         accelerator.init_trackers("cst", config={k: str(v) for k, v in cfg.to_dict().items()})
         out_dir.mkdir(parents=True, exist_ok=True)
