@@ -6,11 +6,18 @@
 The model is loaded once in `main()` (importing this file loads nothing); a model that cannot be loaded falls back to
 the embedded default, and the page says which one runs. Paper symbols, as in cst.model: α = content_weight,
 β = style_weight, λ = adversarial_weight.
+
+The page: inputs on the left (photo, style image, the nine built-in paintings as a dropdown and as thumbnails, the
+strength; loss weights, output size and a second style in accordions), the result and the Stylize button on the right,
+so both show on a 1366x768 screen. The loss-weight sliders move over log10(weight) and show the weight in their label;
+hidden Number inputs carry the weights themselves, so the `/stylize` API takes plain weights. `preset` (a built-in
+style's name, default None) is the API's last parameter and wins over `style`.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +27,7 @@ import torch
 from PIL import Image
 
 import app_examples
-from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend
+from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend, presets
 from cst.imageio import fit_within, load_image
 
 log = logging.getLogger("cst.app")
@@ -31,6 +38,21 @@ DEFAULT_MODEL_NAME = "the built-in default model (cst/default_model)"
 OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, OUTPUT_SIZE_DEFAULT = 256, 1024, 512
 STYLE2_BLEND_DEFAULT = 0.5  # share of the optional second style
 MAX_UPLOAD = "50mb"  # Gradio refuses bigger uploads itself; a 50 MP camera JPEG is well under this
+DEFAULT_PRESET = "starry-night"  # the built-in style the page opens with
+WEIGHT_STEP = 0.05  # the loss-weight sliders move in steps of log10(weight): 41 positions from 0.1 to 10
+# the loss-weight sliders hold log10(weight); this turns a position into the weight the hidden API input carries
+LOG_TO_WEIGHT_JS = "(position) => Number(Math.pow(10, position).toPrecision(3))"
+CSS = """
+#header h2 { margin: 0 0 2px 0; }
+#header p { margin: 0; }
+#result-column { position: sticky; top: 8px; align-self: flex-start; }  /* the result stays in view while scrolling */
+#model-info p { margin: 0; font-size: 0.85em; }
+#style-credit p { margin: 0; font-size: 0.85em; }
+#preset-gallery .grid-wrap { padding: 4px; overflow: hidden; }
+#preset-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
+                                  grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px; }
+#preset-gallery .thumbnail-item { aspect-ratio: 1 / 1; }
+"""
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,11 @@ def concurrency_limit() -> int:
     return max(1, usable_cpus() // 2)
 
 
+def user_error(message: str) -> gr.Error:
+    """A mistake of the visitor's: shown on the page, and no traceback in the server log (it is not our bug)."""
+    return gr.Error(message, print_exception=False)
+
+
 def pass_uploads_unopened(image: gr.Image) -> gr.Image:
     """Make a gr.Image(type="filepath") hand an uploaded file's path on without opening it, and return it.
 
@@ -84,19 +111,41 @@ def pass_uploads_unopened(image: gr.Image) -> gr.Image:
     return image
 
 
+def quiet_validation(component: gr.components.Component, name: str) -> gr.components.Component:
+    """Make Gradio's own check of a value sent to the API (a slider's range, a dropdown's choices) a plain error that
+    names the parameter, with no traceback in the server log, and return the component (an instance override, as
+    in pass_uploads_unopened)."""
+    stock_preprocess = component.preprocess
+
+    def preprocess(payload):
+        try:
+            return stock_preprocess(payload)
+        except gr.Error as err:
+            raise user_error(f"{name}: {err.message}") from None
+        except (TypeError, ValueError):
+            raise user_error(f"{name}: {payload!r} is not a valid value") from None
+
+    component.preprocess = preprocess
+    return component
+
+
 def stylize(loaded: LoadedModel, content: str | None, style: str | None, strength: float, content_weight: float,
             style_weight: float, adversarial_weight: float, preserve_color: bool, output_size: int,
-            style2: str | None = None, style2_blend: float = STYLE2_BLEND_DEFAULT,
+            style2: str | None = None, style2_blend: float = STYLE2_BLEND_DEFAULT, preset: str | None = None,
             progress=gr.Progress()) -> Image.Image:
     """The `/stylize` endpoint: content and style(s) are image files; returns the stylised picture.
 
-    style2_blend is the share of the optional second style (0 = only `style`). The result has the content's size,
+    preset: a built-in style's name (`python -m cst presets`); when given it is used instead of `style`.
+    style2_blend is the share of the optional second style (0 = only the first). The result has the content's size,
     downscaled (with a notice) if its long side exceeds output_size.
     """
     if content is None:
-        raise gr.Error("Add a content photo first.")
-    if style is None:
-        raise gr.Error("Add a style image first.")
+        raise user_error("Add a content photo first.")
+    if preset and presets.get(preset) is None:  # only names: a preset never reads a file the caller names
+        raise user_error(f"{preset!r} is not a built-in style; pick one of: {', '.join(presets.presets())}")
+    first = presets.get(preset).name if preset else style
+    if first is None:
+        raise user_error("Pick a built-in style or add a style image first.")
     try:
         progress(0.0, desc="Reading images")
         photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
@@ -104,16 +153,20 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         if work.size != photo.size:
             gr.Info(f"The content image is {photo.width}x{photo.height} px; it was downscaled to "
                     f"{work.width}x{work.height} (output size {int(output_size)} px).")
-        styles = [(style, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else style
+        sliders = frontend.check_sliders(strength, content_weight, style_weight, adversarial_weight)
+        notice = frontend.clamp_notice(sliders, loaded.model.config.weight_min, loaded.model.config.weight_max)
+        if notice:
+            gr.Warning(notice)
+        styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
         progress(0.2, desc="Stylising")
-        return loaded.model.stylize(work, styles, strength=strength, content_weight=content_weight,
-                                    style_weight=style_weight, adversarial_weight=adversarial_weight,
-                                    preserve_color=preserve_color, max_size=int(output_size))
+        return loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
+                                    max_size=int(output_size))
     except StyleTransferError as err:
-        raise gr.Error(str(err)) from None
+        raise user_error(str(err)) from None
     except Exception as err:  # anything else (e.g. out of memory): say so plainly and keep serving
-        log.exception("stylize failed")
-        raise gr.Error(f"Stylisation failed ({type(err).__name__}). Try a smaller output size.") from None
+        log.exception("stylize failed")  # our problem: the traceback goes to the log once, here
+        raise gr.Error(f"Stylisation failed ({type(err).__name__}). Try a smaller output size.",
+                       print_exception=False) from None
 
 
 def model_markdown(loaded: LoadedModel) -> str:
@@ -122,71 +175,137 @@ def model_markdown(loaded: LoadedModel) -> str:
     return f"{text}  \n⚠️ {loaded.fallback_notice}" if loaded.fallback_notice else text
 
 
+def preset_credit(name: str | None) -> str:
+    """The credit line under the style: title, artist, year and rights of a built-in painting."""
+    preset = presets.get(name) if name else None
+    if preset is None:
+        return "**Style:** your own image (pick a built-in painting above to use one of those instead)"
+    return f"**Style:** *{preset.title}*, {preset.artist} ({preset.year}) · {preset.rights}"
+
+
+def weight_label(name: str, weight: float) -> str:
+    """A loss-weight slider's label, with the weight the position stands for."""
+    return f"{name} = {weight:.3g}"
+
+
+def image_input(label: str, elem_id: str, sources=("upload", "clipboard"), height: int = 210) -> gr.Image:
+    return pass_uploads_unopened(gr.Image(type="filepath", image_mode=None, label=label, elem_id=elem_id,
+                                          sources=list(sources), height=height))
+
+
+def log_weight_slider(name: str, info: str, elem_id: str, weight_min: float, weight_max: float) -> gr.Number:
+    """A slider over log10(weight) (default 0: weight 1) whose label shows the weight; returns the hidden Number
+    that holds the weight itself, which the `/stylize` API takes (so API callers pass plain weights)."""
+    slider = gr.Slider(math.log10(weight_min), math.log10(weight_max), value=0.0, step=WEIGHT_STEP,
+                       label=weight_label(name, 1.0), info=f"{info}; log scale, {weight_min:g} to {weight_max:g}",
+                       elem_id=elem_id)
+    weight = gr.Number(1.0, visible=False, elem_id=f"{elem_id}-value")
+    slider.change(None, inputs=slider, outputs=weight, js=LOG_TO_WEIGHT_JS, queue=False, show_progress="hidden",
+                  api_visibility="private")
+    weight.change(lambda w: gr.Slider(label=weight_label(name, w)), inputs=weight, outputs=slider, queue=False,
+                  show_progress="hidden", trigger_mode="always_last", api_visibility="private")
+    return weight
+
+
+def style_picker() -> tuple[gr.Dropdown, gr.Gallery, gr.Markdown]:
+    """The built-in paintings: a dropdown ("The Starry Night — Vincent van Gogh"), the same as clickable
+    thumbnails, and the chosen painting's credit."""
+    table = presets.presets()
+    preset = quiet_validation(gr.Dropdown([(f"{p.title} — {p.artist}", p.name) for p in table.values()], value=None,
+                                          label="Built-in style (public-domain paintings)", elem_id="style-preset"),
+                              "preset")
+    gallery = gr.Gallery([str(p.path) for p in table.values()], columns=len(table), rows=1, height=88,
+                         allow_preview=False, interactive=False, show_label=False, object_fit="cover", buttons=[],
+                         elem_id="preset-gallery")
+    credit = gr.Markdown(preset_credit(None), elem_id="style-credit")
+    return preset, gallery, credit
+
+
+def wire_style_picker(demo: gr.Blocks, style: gr.Image, preset: gr.Dropdown, gallery: gr.Gallery,
+                      credit: gr.Markdown) -> None:
+    """Picking a painting (dropdown or thumbnail) shows it as the style; the visitor's own style image (upload,
+    paste, clear) unpicks it. The page opens with DEFAULT_PRESET picked; the API's `preset` default stays None."""
+    names = list(presets.presets())
+    private = dict(queue=False, show_progress="hidden", api_visibility="private")
+
+    def pick(name: str | None):
+        return name, (str(presets.get(name).path) if name else None)
+
+    def pick_thumbnail(evt: gr.SelectData):
+        return pick(names[evt.index])
+
+    preset.input(lambda name: pick(name)[1], inputs=preset, outputs=style, **private)
+    gallery.select(pick_thumbnail, outputs=[preset, style], **private)
+    style.input(lambda: None, outputs=preset, **private)
+    preset.change(preset_credit, inputs=preset, outputs=credit, **private)
+    demo.load(lambda: pick(DEFAULT_PRESET), outputs=[preset, style], **private)
+
+
+def resolve_model(model: LoadedModel | StyleTransferModel | None) -> LoadedModel:
+    """build_demo's model argument as a LoadedModel: None loads CST_MODEL / the default now."""
+    if model is None:
+        return load_model(os.environ.get("CST_MODEL"))
+    if isinstance(model, StyleTransferModel):
+        return LoadedModel(model, "a model handed to build_demo()")
+    return model
+
+
+def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.Component]:
+    """The accordions under the style: loss weights, output size, colours, a second style. Returns, in the API's
+    order: content_weight, style_weight, adversarial_weight, preserve_color, output_size, style2, style2_blend."""
+    with gr.Accordion("Loss weights α, β, λ, output size, colours", open=False, elem_id="settings"):
+        weights = [log_weight_slider("Content weight α", "higher keeps more of the photo's structure",
+                                     "content-weight", weight_min, weight_max),
+                   log_weight_slider("Style weight β", "higher takes more of the style's texture",
+                                     "style-weight", weight_min, weight_max),
+                   log_weight_slider("Adversarial weight λ", "higher looks more like a painting",
+                                     "adversarial-weight", weight_min, weight_max)]
+        with gr.Row():
+            output_size = quiet_validation(gr.Slider(
+                OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, value=OUTPUT_SIZE_DEFAULT, step=64, elem_id="output-size",
+                label="Output size (long side, px)", info="larger photos are downscaled to this; smaller ones keep "
+                                                          "their size"), "output_size")
+            preserve_color = gr.Checkbox(False, label="Preserve colours",
+                                         info="keep the photo's colours, take only the style's texture",
+                                         elem_id="preserve-color")
+    with gr.Accordion("Blend a second style", open=False, elem_id="blend"):
+        with gr.Row():
+            style2 = image_input("Second style (optional)", "style2-image", height=160)
+            style2_blend = quiet_validation(gr.Slider(0.0, 1.0, value=STYLE2_BLEND_DEFAULT, step=0.05,
+                                                      label="Second style share", elem_id="style2-blend",
+                                                      info="0 = first style only, 1 = second style only"),
+                                            "style2_blend")
+    return [*weights, preserve_color, output_size, style2, style2_blend]
+
+
 def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                examples_folder: str | Path = app_examples.DEFAULT_FOLDER) -> gr.Blocks:
-    """The Space's Blocks (queue configured). model=None loads CST_MODEL / the default now."""
-    if model is None:
-        model = load_model(os.environ.get("CST_MODEL"))
-    elif isinstance(model, StyleTransferModel):
-        model = LoadedModel(model, "a model handed to build_demo()")
-    weight_min, weight_max = model.model.config.weight_min, model.model.config.weight_max
-    examples = app_examples.write_examples(examples_folder)
-
-    def image_input(label: str, elem_id: str, sources=("upload", "clipboard"), height: int = 280) -> gr.Image:
-        return pass_uploads_unopened(gr.Image(type="filepath", image_mode=None, label=label, elem_id=elem_id,
-                                              sources=list(sources), height=height))
-
-    def weight_slider(label: str, info: str, elem_id: str) -> gr.Slider:
-        return gr.Slider(weight_min, weight_max, value=1.0, step=0.05, label=label, info=info, elem_id=elem_id)
-
+    """The Space's Blocks (queue configured): inputs on the left, the result and the button on the right, so both
+    fit a 1366x768 screen; the examples below. model=None loads CST_MODEL / the default now."""
+    model = resolve_model(model)
+    config = model.model.config
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        gr.Markdown(f"# {TITLE}\nRepaint a photo in the colours and textures of a style image while keeping its "
-                    "structure. Upload a photo and a style (or pick an example below), then press **Stylize**.")
-        gr.Markdown(model_markdown(model), elem_id="model-info")
-        with gr.Row():
+        gr.Markdown(f"## {TITLE}\nRepaint a photo in the style of a painting while keeping its structure: add a "
+                    "photo, pick a painting (or upload your own style), press **Stylize**.", elem_id="header")
+        with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 with gr.Row():
                     content = image_input("Content photo", "content-image", ["upload", "webcam", "clipboard"])
                     style = image_input("Style image", "style-image")
-                with gr.Accordion("Blend a second style", open=False):
-                    with gr.Row():
-                        style2 = image_input("Second style (optional)", "style2-image", height=180)
-                        style2_blend = gr.Slider(0.0, 1.0, value=STYLE2_BLEND_DEFAULT, step=0.05,
-                                                 label="Second style share", elem_id="style2-blend",
-                                                 info="0 = first style only, 1 = second style only")
-                strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength", elem_id="strength",
-                                     info="0 keeps the photo's own look, 1 applies the style fully")
-                with gr.Accordion(f"Loss weights α, β, λ (trained range {weight_min:g}–{weight_max:g})", open=True):
-                    content_weight = weight_slider("Content weight α", "higher keeps more of the photo's structure",
-                                                   "content-weight")
-                    style_weight = weight_slider("Style weight β", "higher takes more of the style's texture",
-                                                 "style-weight")
-                    adversarial_weight = weight_slider("Adversarial weight λ", "higher looks more like a painting",
-                                                       "adversarial-weight")
-                with gr.Row():
-                    output_size = gr.Slider(OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, value=OUTPUT_SIZE_DEFAULT, step=64,
-                                            label="Output size (long side, px)",
-                                            info="larger photos are downscaled to this; smaller ones keep their size",
-                                            elem_id="output-size")
-                    preserve_color = gr.Checkbox(False, label="Preserve colours",
-                                                 info="keep the photo's colours, take only the style's texture",
-                                                 elem_id="preserve-color")
-                run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
-            with gr.Column(scale=2):
-                output = gr.Image(type="pil", format="png", label="Stylised", interactive=False, height=480,
+                preset, gallery, credit = style_picker()
+                strength = quiet_validation(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength",
+                                                      info="0 keeps the photo's own look, 1 applies the style fully",
+                                                      elem_id="strength"), "strength")
+                settings = settings_inputs(config.weight_min, config.weight_max)
+            with gr.Column(scale=2, elem_id="result-column"):
+                output = gr.Image(type="pil", format="png", label="Stylised", interactive=False, height=400,
                                   buttons=["download", "fullscreen"], elem_id="output-image")
-        gr.Examples(
-            label="Examples (scikit-image photos x styles drawn at start-up)",
-            examples=[[examples["astronaut"], examples["swirl"], None],
-                      [examples["chelsea"], examples["mosaic"], None],
-                      [examples["coffee"], examples["stripes"], examples["rings"]],
-                      [examples["rocket"], examples["rings"], None]],
-            inputs=[content, style, style2],
-            cache_examples=False,
-        )
-        run.click(functools.partial(stylize, model),
-                  inputs=[content, style, strength, content_weight, style_weight, adversarial_weight, preserve_color,
-                          output_size, style2, style2_blend],
+                run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
+                gr.Markdown(model_markdown(model), elem_id="model-info")
+        gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],
+                    label="Examples: scikit-image's sample photos in built-in styles", cache_examples=False)
+        wire_style_picker(demo, style, preset, gallery, credit)
+        run.click(functools.partial(stylize, model), inputs=[content, style, strength, *settings, preset],
                   outputs=output, api_name="stylize")
     return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=32)
 
@@ -198,7 +317,7 @@ def main() -> None:
     log.info("serving %s", loaded.name)
     # the queue runs concurrency_limit() requests at once; share the cores between them instead of oversubscribing
     torch.set_num_threads(max(1, usable_cpus() // concurrency_limit()))
-    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft())
+    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from cst import presets
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 MISSING_MODEL = "someorg/missing-model"
@@ -50,8 +52,8 @@ def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """URL of `python app.py` started offline, with no Hub cache and an unreachable CST_MODEL."""
+def space(tmp_path_factory):
+    """(URL, server log) of `python app.py` started offline, with no Hub cache and an unreachable CST_MODEL."""
     home = tmp_path_factory.mktemp("space")
     (home / "hf_home").mkdir()
     (home / "tmp").mkdir()
@@ -65,13 +67,18 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_serving(url, process, log_path)
-        yield url
+        yield url, log_path
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(space) -> str:
+    return space[0]
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +130,65 @@ def test_api_stylizes_to_the_content_size_and_survives_a_non_image(client, image
 
 
 def test_missing_style_is_a_plain_error(client, images):
-    with pytest.raises(AppError, match="Add a style image first"):
+    with pytest.raises(AppError, match="Pick a built-in style or add a style image first"):
         client.predict(content=handle_file(str(images["content"])), style=None, api_name="/stylize")
+
+
+def test_api_takes_a_builtin_style_by_name(client, images):
+    results = {}
+    for preset in ("great-wave", "the-scream"):
+        path = client.predict(content=handle_file(str(images["content"])), style=None, preset=preset,
+                              output_size=256, api_name="/stylize")
+        with Image.open(path) as img:
+            assert img.size == CONTENT_SIZE
+            results[preset] = np.asarray(img.convert("RGB"))
+    assert not np.array_equal(results["great-wave"], results["the-scream"])
+    # a preset wins over a style image given with it
+    both = client.predict(content=handle_file(str(images["content"])), style=handle_file(str(images["style"])),
+                          preset="great-wave", output_size=256, api_name="/stylize")
+    assert np.array_equal(np.asarray(Image.open(both).convert("RGB")), results["great-wave"])
+    with pytest.raises(AppError, match="preset: Value: /etc/hostname is not in the list of choices"):
+        client.predict(content=handle_file(str(images["content"])), style=None, preset="/etc/hostname",
+                       api_name="/stylize")
+
+
+def test_weight_outside_the_trained_range_is_clamped_with_a_notice(client, images):
+    job = _stylize(client, images["content"], images["style"], style_weight=50.0, output_size=256)
+
+    async def notices() -> list[str]:
+        return [update.log[0] async for update in job if getattr(update, "log", None)]
+
+    messages = asyncio.run(notices())
+    with Image.open(job.result(timeout=120)) as img:
+        assert img.size == CONTENT_SIZE
+    assert "style_weight=50 outside the trained range 0.1-10: clamped into it" in messages, messages
+
+
+def test_user_mistakes_leave_no_traceback_in_the_server_log(space, client, images):
+    for kwargs in (dict(content=handle_file(str(images["text"])), style=handle_file(str(images["style"]))),
+                   dict(content=handle_file(str(images["content"])), style=None),
+                   dict(content=handle_file(str(images["content"])), style=None, preset="no-such-painting"),
+                   dict(content=handle_file(str(images["content"])), style=handle_file(str(images["style"])),
+                        strength=-1.0),
+                   dict(content=handle_file(str(images["content"])), style=handle_file(str(images["style"])),
+                        output_size="large"),
+                   dict(content=handle_file(str(images["content"])), style=handle_file(str(images["style"])),
+                        style_weight=0.0)):
+        with pytest.raises(AppError):
+            client.predict(**kwargs, api_name="/stylize")
+    log_text = space[1].read_text()
+    assert "Traceback" not in log_text, log_text[-3000:]
+
+
+def test_examples_are_skimage_photos_in_builtin_styles(server):
+    with urllib.request.urlopen(f"{server}/config", timeout=10) as response:
+        config = json.load(response)
+    samples = next(c["props"]["samples"] for c in config["components"] if c["type"] == "dataset")
+    photos = [row[0]["orig_name"] for row in samples]
+    names = [row[2] for row in samples]
+    assert set(photos) <= {"astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"}
+    assert set(names) <= set(presets.presets()) and len(names) >= 4
+    assert [row[1]["orig_name"] for row in samples] == [f"{name}.jpg" for name in names]  # the painting shown
 
 
 def test_large_content_is_downscaled_with_a_notice(client, images):
@@ -147,7 +211,21 @@ def test_offline_start_falls_back_to_the_default_model(server):
     assert f"CST_MODEL={MISSING_MODEL}` could not be loaded" in model_info
 
 
-def test_browser_upload_slide_and_stylize(server, images, tmp_path):
+def _wait_for_result(page, previous: str | None = None) -> list[int]:
+    """Wait until the result image shows (a new one, if `previous` was its src); returns its natural size."""
+    page.wait_for_function(
+        "(previous) => { const img = document.querySelector('#output-image img');"
+        " return img && img.complete && img.naturalWidth > 0 && img.src !== previous; }", arg=previous,
+        timeout=90_000)
+    return page.locator("#output-image img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+
+
+def _wait_for_credit(page, text: str) -> None:
+    page.wait_for_function("(text) => document.querySelector('#style-credit').innerText.includes(text)", arg=text,
+                           timeout=30_000)
+
+
+def test_browser_presets_upload_slide_and_stylize(server, images, tmp_path):
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing on CI: apt-get install -y chromium")
@@ -159,20 +237,37 @@ def test_browser_upload_slide_and_stylize(server, images, tmp_path):
             executable_path=CHROMIUM,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
             page.goto(server, wait_until="domcontentloaded")
             page.locator("#stylize-button").wait_for(timeout=60_000)
+            _wait_for_credit(page, "The Starry Night")  # the page opens with a built-in painting picked
+            # a laptop screen shows the button and the result without scrolling
+            for elem_id in ("#stylize-button", "#output-image"):
+                box = page.locator(elem_id).bounding_box()
+                assert box["y"] + box["height"] <= 768, (elem_id, box)
+
+            # a built-in painting, picked from the thumbnails; only the photo is uploaded
             page.locator("#content-image input[type=file]").set_input_files(str(images["content"]))
+            page.locator("#content-image img").wait_for(timeout=30_000)
+            page.locator("#preset-gallery .thumbnail-item").nth(2).click()  # the third: The Great Wave
+            _wait_for_credit(page, "Katsushika Hokusai")
+            picked = page.locator("#style-preset input").input_value()
+            assert picked == "The Great Wave off Kanagawa — Katsushika Hokusai"
+            page.locator("#stylize-button").click()
+            assert tuple(_wait_for_result(page)) == CONTENT_SIZE
+            first = page.locator("#output-image img").get_attribute("src")
+
+            # the visitor's own style image unpicks the painting; the loss weights are on a log scale
             page.locator("#style-image input[type=file]").set_input_files(str(images["style"]))
-            page.locator("#content-image img").wait_for(timeout=30_000)  # the upload's preview
-            page.locator("#style-image img").wait_for(timeout=30_000)
+            _wait_for_credit(page, "your own image")
+            assert page.locator("#style-preset input").input_value() == ""
             page.locator("#strength input[type=range]").fill("0.5")
             assert page.locator("#strength input[type=number]").input_value() == "0.5"
+            page.locator("#settings").get_by_text("Loss weights").click()
+            page.locator("#style-weight input[type=range]").fill("0.5")  # log10(β) = 0.5
+            page.get_by_text("Style weight β = 3.16").wait_for(timeout=30_000)
             page.locator("#stylize-button").click()
-            page.wait_for_function(
-                "() => { const img = document.querySelector('#output-image img');"
-                " return img && img.complete && img.naturalWidth > 0; }", timeout=90_000)
-            natural = page.locator("#output-image img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            natural = _wait_for_result(page, previous=first)
             page.screenshot(path=str(tmp_path / "space.png"), full_page=True)
         finally:
             browser.close()

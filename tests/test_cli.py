@@ -1,4 +1,5 @@
-"""`python -m cst stylize ...` as a user runs it: outputs, the JSON summary, and bad input -> one line, exit 2.
+"""`python -m cst stylize|presets|sheet ...` as a user runs it: outputs, the JSON summary, and bad input -> one line,
+exit 2.
 
 The success paths run as real subprocesses; the full matrix of bad inputs runs in-process through `cst.cli.main`
 (same code, same exit codes, a fraction of the time), and a representative few again as subprocesses, which is
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import cst.eval
 import cst.imageio
-from cst import StyleTransferModel, cli
+from cst import StyleTransferModel, cli, presets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,3 +282,96 @@ def test_help_lists_the_sliders(capsys):
     for flag in ("--style-blend", "--strength", "--content-weight", "--style-weight", "--adversarial-weight",
                  "--preserve-color", "--max-size", "--model", "--json", "CST_MODEL"):
         assert flag in text
+
+
+# -- built-in styles: `presets`, `--style NAME`, `sheet` -------------------------------------------------------------
+def test_presets_lists_name_title_artist_year(capsys):
+    assert cli.main(["presets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(presets.presets()) == 9
+    for line, preset in zip(lines, presets.presets().values()):
+        name, _, rest = line.partition(" ")
+        assert name == preset.name
+        assert rest.strip() == f"{preset.title} — {preset.artist} ({preset.year})"
+
+
+def test_builtin_style_by_name(tmp_path, files, tiny_model_dir, capsys):
+    code = cli.main(["stylize", str(files["photo"]), "--style", "starry-night", "-o", str(files["out"]),
+                     "--model", str(tiny_model_dir)])
+    assert code == 0, capsys.readouterr().err
+    model = StyleTransferModel.from_pretrained(tiny_model_dir)
+    expected = np.asarray(model.stylize(files["photo"], presets.get("starry-night").path), np.int16)
+    assert np.array_equal(pixels(files["out"]), expected)  # the name stands for the bundled painting
+    other = np.asarray(model.stylize(files["photo"], "great-wave"), np.int16)
+    assert not np.array_equal(expected, other)
+
+
+def test_weight_outside_the_trained_range_is_clamped_with_a_one_line_note(tmp_path, files, tiny_model_dir, capsys):
+    code = cli.main(["stylize", str(files["photo"]), "--style", str(files["style"]), "-o", str(files["out"]),
+                     "--model", str(tiny_model_dir), "--style-weight", "50"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err.splitlines() == ["cst: note: --style-weight=50 outside the trained range 0.1-10: "
+                                         "clamped into it"]
+    expected = StyleTransferModel.from_pretrained(tiny_model_dir).stylize(files["photo"], files["style"],
+                                                                         style_weight=10.0)
+    assert np.array_equal(pixels(files["out"]), np.asarray(expected, np.int16))
+
+
+@pytest.mark.parametrize("command", ["stylize", "sheet"])
+def test_relative_model_folder_that_does_not_exist(command, tmp_path, files, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = [command, str(files["photo"]), "-o", str(files["out"]), "--model", "./missing_dir"]
+    code = cli.main(argv + (["--style", "starry-night"] if command == "stylize" else []))
+    assert code == 2
+    assert "./missing_dir: no such model folder" in assert_one_line_error(capsys.readouterr().err)
+    assert not files["out"].exists()
+
+
+def test_sheet_shows_every_preset_beside_its_result(tmp_path, files, tiny_model_dir, monkeypatch, capsys):
+    asked = []
+    real_stylize = StyleTransferModel.stylize
+
+    def recording_stylize(self, content, style, **kwargs):
+        asked.append((style, content.size, kwargs["style_weight"]))
+        return real_stylize(self, content, style, **kwargs)
+
+    monkeypatch.setattr(StyleTransferModel, "stylize", recording_stylize)
+    out = tmp_path / "sheets" / "sheet.jpg"
+    code = cli.main(["sheet", str(files["photo"]), "-o", str(out), "--model", str(tiny_model_dir),
+                     "--style-weight", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out.strip() == str(out)
+    assert asked == [(name, (53, 37), 2.0) for name in presets.presets()]  # every preset, with the sliders
+    rows = -(-len(presets.presets()) // cli.SHEET_PAIRS_PER_ROW)
+    with Image.open(out) as sheet:
+        assert sheet.format == "JPEG"
+        assert sheet.size == (cst.eval.PAD + 2 * cli.SHEET_PAIRS_PER_ROW * (cst.eval.TILE + cst.eval.PAD),
+                              cst.eval.sheet_height(rows))
+    assert [p.name for p in out.parent.iterdir()] == ["sheet.jpg"]  # written atomically: no temporary file left
+
+
+@pytest.mark.parametrize("case", ["photo does not exist", "photo is a folder", "photo is not an image",
+                                  "output format unknown", "output is the input", "negative style weight"])
+def test_sheet_bad_input_is_one_line_and_writes_nothing(case, tmp_path, files, tiny_model_dir, capsys):
+    photo, out, extra = files["photo"], files["out"], []
+    if case == "photo does not exist":
+        photo = tmp_path / "nope.jpg"
+    elif case == "photo is a folder":
+        photo = tmp_path
+    elif case == "photo is not an image":
+        photo = tmp_path / "notes.jpg"
+        photo.write_text("hello\n")
+    elif case == "output format unknown":
+        out = tmp_path / "out" / "sheet.xyz"
+    elif case == "output is the input":
+        out = files["photo"]
+    else:
+        extra = ["--style-weight", "-1"]
+    photo_bytes = files["photo"].read_bytes()
+    code = cli.main(["sheet", str(photo), "-o", str(out), "--model", str(tiny_model_dir), *extra])
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    assert_one_line_error(captured.err)
+    _nothing_written(tmp_path, files, photo_bytes)
