@@ -83,6 +83,11 @@ class Conditioner(nn.Module):
                                   nn.Linear(hidden, 2 * sum(self.channels)))
         nn.init.normal_(self.head[-1].weight, std=0.02)  # start near plain instance norm: γ ≈ 1, β ≈ 0
         nn.init.zeros_(self.head[-1].bias)
+        # the sliders also scale each modulation directly (1 + gain): "more style" can turn the style's modulation up
+        # from the first steps on, where learning it only through the shared head takes far longer (zero init: off)
+        self.slider_gain = nn.Linear(hidden // 4, 2 * sum(self.channels))
+        nn.init.zeros_(self.slider_gain.weight)
+        nn.init.zeros_(self.slider_gain.bias)
 
     @torch.no_grad()
     def fit_style_normalisation(self, style_vecs: torch.Tensor) -> None:
@@ -93,7 +98,8 @@ class Conditioner(nn.Module):
     def forward(self, style_vec: torch.Tensor, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         style_vec = ((style_vec - self.style_center) / self.style_scale).expand(weights.shape[0], -1)
         sliders = self.sliders(normalise_weights(weights, self.log_min, self.log_max))
-        return split_modulation(self.head(torch.cat([self.style(style_vec), sliders], dim=1)), self.channels)
+        out = self.head(torch.cat([self.style(style_vec), sliders], dim=1)) * (1.0 + self.slider_gain(sliders))
+        return split_modulation(out, self.channels)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:

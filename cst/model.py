@@ -201,7 +201,9 @@ class StyleTransferModel(
 
     def slider_parameters(self) -> list[nn.Parameter]:
         """The small MLP that reads (α, β, λ): training gives it its own, larger learning rate."""
-        return list((self.conditioner.sliders if self.is_light else self.decoder.film).parameters())
+        if self.is_light:
+            return [*self.conditioner.sliders.parameters(), *self.conditioner.slider_gain.parameters()]
+        return list(self.decoder.film.parameters())
 
     # -- tensors in, tensors out, in stages ----------------------------------------------------------------------
     def encode_style(self, style: torch.Tensor) -> F_.StyleStats:

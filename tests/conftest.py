@@ -35,6 +35,8 @@ def _tiny_model(seed: int = 0, **overrides) -> StyleTransferModel:
     with torch.no_grad():
         torch.nn.init.normal_(last.weight, std=0.5)
         torch.nn.init.normal_(last.bias, std=0.1)
+        if model.is_light:
+            torch.nn.init.normal_(model.conditioner.slider_gain.weight, std=0.5)
     return model.eval()
 
 

@@ -67,7 +67,7 @@ def _compare(model, paths, make_image, size=(70, 53), weights=(0.5, 2.0, 1.0), s
     with torch.no_grad():
         expected = model(photo, stats, w, strength).clamp(0, 1)
     got_vec = _session(paths["style"]).run(None, {"style_image": style_image.numpy()})[0]
-    np.testing.assert_allclose(got_vec, vec.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_vec, vec.numpy(), rtol=1e-4, atol=1e-4)  # log(std): float32 VGG rounding
     feeds = {"content": photo.numpy(), "style": got_vec, "weights": w.numpy(),
              "strength": np.array([strength], np.float32)}
     got = _session(paths["content"]).run(None, feeds)[0]
@@ -167,7 +167,7 @@ def test_cli_export_errors_are_one_line_and_write_nothing(tmp_path, light_dir, c
     before = sorted(tmp_path.rglob("*"))
     assert cli.main(["export-onnx", model, "-o", str(tmp_path / out)]) == 2
     line = _one_line(capsys)
-    assert {"missing model folder": "model folder not found", "output inside a file": "is a file, not a folder",
+    assert {"missing model folder": "no such model folder", "output inside a file": "is a file, not a folder",
             "not .onnx": "must name a .onnx file", "output is a folder": "must name a .onnx file"}[case] in line
     assert sorted(tmp_path.rglob("*")) == before
 
@@ -186,5 +186,6 @@ def test_cli_export_error_as_a_subprocess_has_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "cst", "export-onnx", str(tmp_path / "nope"), "-o",
                            str(tmp_path / "m.onnx")], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 2 and proc.stderr.strip() == f"cst: error: model folder not found: {tmp_path / 'nope'}"
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(f"cst: error: {tmp_path / 'nope'}: no such model folder")
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "m.onnx").exists()
