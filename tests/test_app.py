@@ -264,7 +264,13 @@ def test_browser_presets_upload_slide_and_stylize(server, images, tmp_path):
             page.locator("#strength input[type=range]").fill("0.5")
             assert page.locator("#strength input[type=number]").input_value() == "0.5"
             page.locator("#settings").get_by_text("Loss weights").click()
-            page.locator("#style-weight input[type=range]").fill("0.5")  # log10(β) = 0.5
+            weight = page.locator("#style-weight input[type=range]")
+            weight.wait_for(state="visible", timeout=30_000)  # the accordion opens with an animation
+            for _ in range(10):  # a fill while the accordion still moves can be dropped: set it until it shows
+                weight.fill("0.5")  # log10(β) = 0.5
+                if page.locator("#style-weight input[type=number]").input_value() == "0.5":
+                    break
+                page.wait_for_timeout(500)
             page.get_by_text("Style weight β = 3.16").wait_for(timeout=30_000)
             page.locator("#stylize-button").click()
             natural = _wait_for_result(page, previous=first)
