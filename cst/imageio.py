@@ -95,6 +95,10 @@ def load_image(image: ImageLike, name: str = "image") -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:  # lazy: only the header is read here
                 _check_size(img.width, img.height, label)
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:  # refused rather than silently cut to its first frame
+                    raise StyleTransferError(f"{label} has {frames} frames (animated or multi-page); cst stylises "
+                                             f"single pictures: save the frame you want as its own file")
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return _to_rgb(img)

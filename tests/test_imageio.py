@@ -253,3 +253,15 @@ def test_save_image_atomic_failure_leaves_no_file_and_keeps_the_old_one(tmp_path
         save_image_atomic(make_image(32, 24), out)
     assert out.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temporary file left behind
+
+
+def test_animated_and_multi_page_images_are_refused_in_one_line(tmp_path, make_image):
+    """An animated GIF or a multi-page TIFF is not silently cut to its first frame."""
+    frames = [make_image(32, 32, seed=s) for s in range(3)]
+    for name in ("anim.gif", "pages.tif"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:])
+        with pytest.raises(StyleTransferError, match=r"has 3 frames \(animated or multi-page\)") as err:
+            load_image(tmp_path / name, "content image")
+        assert "\n" not in str(err.value)
+    frames[0].save(tmp_path / "still.gif")  # a one-frame GIF is a picture like any other
+    assert load_image(tmp_path / "still.gif").size == (32, 32)
