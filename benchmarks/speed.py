@@ -8,7 +8,7 @@ asserts nothing.
     python benchmarks/speed.py --pastiche-steps 10      # also pastiche (Gatys optimisation), 10 L-BFGS steps only
 
 Rows (methods):
-- cst-light*: the light generator (`--model`; default: cst/light_model, else an untrained
+- cst-light*: the light generator (`--model`; default: cst/default_model if it is a light model, else an untrained
   light model, which runs at exactly the trained one's speed) on each engine of cst/engines.py: torch fp32 (that is
   `model.stylize` as it is today), torch bf16 autocast, onnxruntime fp32, onnxruntime int8 (static, per-channel).
   The engine rows time the pipeline `stylize` gets with the hook proposed in cst/engines.py: the style through
@@ -71,7 +71,6 @@ ENGINES = {  # cst method -> (model kind, engine)
 }
 EXTRA = ("cst-light-channels-last", "cst-light-compile", "cst-vgg-onnx")
 DEFAULT_MODEL = REPO / "cst" / "default_model"
-LIGHT_MODEL = REPO / "cst" / "light_model"
 
 
 def _status_kb(field: str) -> int | None:
@@ -335,7 +334,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="timed calls per method, size and mode")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls first (lazy set-up, caches, compilation)")
     p.add_argument("--quick", action="store_true", help="a fast end-to-end check: 256 px, 2 timed calls, no extras")
-    p.add_argument("--model", help="light model folder (default: cst/light_model, else an "
+    p.add_argument("--model", help="light model folder (default: cst/default_model if it is a light model, else an "
                                    "untrained light model: same speed)")
     p.add_argument("--vgg-model", help="vgg model folder (default: cst/default_model)")
     p.add_argument("--extra", action="store_true", help="also channels-last, torch.compile (minutes of compilation "
@@ -352,9 +351,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.repeats, args.warmup, args.extra = [256], 2, 1, False
-    if args.model is None:  # the shipped light model (cst/light_model), or the default if that is a light one
-        light = [m for m in (DEFAULT_MODEL, LIGHT_MODEL) if architecture(m) == "light"]
-        args.model = str(light[0]) if light else None
+    if args.model is None and architecture(DEFAULT_MODEL) == "light":
+        args.model = str(DEFAULT_MODEL)
     if args.vgg_model is None:  # the embedded default while it is the VGG generator
         args.vgg_model = str(DEFAULT_MODEL) if architecture(DEFAULT_MODEL) == "vgg" else None
     return args

@@ -164,8 +164,7 @@ class Trainer:
             else VGG19Features(deepest).to(accelerator.device)  # the same frozen weights, a few layers deeper
         self.layers = cfg.loss.feature_layers(STYLE_LAYERS)
         self.d_loss_fn, self.g_adv_fn = L.ADVERSARIAL_LOSSES[cfg.adversarial_loss]
-        self.teacher = StyleTransferModel.from_pretrained(cfg.distill_from).to(accelerator.device) \
-            if cfg.distill_steps and cfg.distill_from else None
+        self._teacher = None  # the distillation teacher, loaded on the first distillation step (not after resume)
 
     # -- resume and data ---------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -234,8 +233,10 @@ class Trainer:
     # -- the named steps: each returns its logs ------------------------------------------------------------------
     def distill_step(self, b: Batch) -> dict[str, torch.Tensor]:
         """Warm start: pixel L1 to the teacher's output for the same photo, style and sliders."""
+        if self._teacher is None:
+            self._teacher = StyleTransferModel.from_pretrained(self.cfg.distill_from).to(self.acc.device)
         with torch.no_grad():
-            target = self.teacher(b.content, b.style_stats, b.weights).clamp(0, 1)
+            target = self._teacher(b.content, b.style_stats, b.weights).clamp(0, 1)
         loss = L.l1_per_sample(self.generator(b.content, b.cond_stats, b.weights), target).mean()
         self._update(self.opt_g, loss)
         return {"distill_l1": loss.detach()}
