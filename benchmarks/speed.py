@@ -9,9 +9,9 @@ asserts nothing.
 
 Rows (methods):
 - cst-light*: the light generator (`--model`; default: cst/default_model if it is a light model, else an untrained
-  light model, which runs at exactly the trained one's speed) on each engine of cst/engines.py: torch fp32 (that is
-  `model.stylize` as it is today), torch bf16 autocast, onnxruntime fp32, onnxruntime int8 (static, per-channel).
-  The engine rows time the pipeline `stylize` gets with the hook proposed in cst/engines.py: the style through
+  light model, which runs at exactly the trained one's speed) as users call it (`model.stylize`, which runs
+  light models on onnxruntime fp32 unless CST_ENGINE=torch) and on each engine of cst/engines.py: torch bf16
+  autocast, onnxruntime fp32, onnxruntime int8 (static, per-channel). The engine rows time the same pipeline: the style through
   `engine.encode_style`, the photo through `engine.run`.
 - cst-vgg: the first generator (VGG19 encoder + AdaIN decoder), `model.stylize` in torch fp32 (`--vgg-model`; default
   cst/default_model, the embedded default).
@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing cst
 
 METHODS = {  # name -> what the table calls it
-    "cst-light": "cst light, torch fp32 (model.stylize)",
+    "cst-light": "cst light, model.stylize (default engine)",
     "cst-light-bf16": "cst light, torch bf16 autocast",
     "cst-light-onnx": "cst light, onnxruntime fp32",
     "cst-light-int8": "cst light, onnxruntime int8",
