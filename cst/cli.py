@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "a path ending in '/' gets CONTENT's file name; for a folder CONTENT, the output folder")
     _add_settings_arguments(p, "long side in px of the working resolution (default: the model's, 1024); the output "
                                "always has the photo's size")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="stylise at the photo's own size (up to the image limit), in tiles that share the whole "
+                        "picture's statistics: no seams, bounded memory (--max-size is then ignored)")
+    p.add_argument("--tile-size", type=int, default=None, metavar="N",
+                   help="tile size in px for pictures larger than the model's working size (default: the model's, "
+                        "512 for the VGG generator); smaller tiles use less memory")
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary (inputs, outputs, failures, settings, seconds) on stdout")
     p.set_defaults(run=stylize_command)
@@ -186,8 +192,12 @@ def _settings(args: argparse.Namespace) -> dict:
     """The checked stylize() keyword arguments from the command line (max_size None: the model's default)."""
     sliders = frontend.check_sliders(args.strength, args.content_weight, args.style_weight, args.adversarial_weight,
                                      ("--strength", *WEIGHT_FLAGS.values()))
-    return {**sliders, "preserve_color": bool(args.preserve_color),
-            "max_size": frontend.check_max_size(args.max_size, "--max-size")}
+    settings = {**sliders, "preserve_color": bool(args.preserve_color),
+                "max_size": frontend.check_max_size(args.max_size, "--max-size")}
+    if hasattr(args, "full_resolution"):  # `stylize` only
+        settings["full_resolution"] = bool(args.full_resolution)
+        settings["tile_size"] = frontend.check_max_size(args.tile_size, "--tile-size")
+    return settings
 
 
 def _load_model(args: argparse.Namespace, settings: dict):
@@ -202,8 +212,21 @@ def _load_model(args: argparse.Namespace, settings: dict):
 
 
 def _stylize_to(model, photo: Path, style, settings: dict, target: Path) -> None:
-    """Stylise one photo and write it atomically; any failure is a StyleTransferError."""
-    picture = model.stylize(photo, style, **settings)
+    """Stylise one photo and write it atomically; any failure is a StyleTransferError. A tiled picture shows a
+    progress bar of its tiles."""
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=photo.name, unit="tile", file=sys.stderr, leave=False, disable=None)
+        bar.update(done - bar.n)
+
+    try:
+        picture = model.stylize(photo, style, progress=progress, **settings)
+    finally:
+        if bar is not None:
+            bar.close()
     try:
         save_image_atomic(picture, target)
     except OSError as err:

@@ -62,19 +62,20 @@ def luminance(rgb: torch.Tensor) -> torch.Tensor:
     return torch.einsum("j,bjhw->bhw", _RGB_TO_YIQ[0].to(rgb), rgb).unsqueeze(1)
 
 
-def preserve_color(stylized: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+def preserve_color(stylized: torch.Tensor, content: torch.Tensor,
+                   luma_stats: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
     """Luminance-only transfer (Gatys et al. 2016, 'Preserving colour'): output's Y with the content's I and Q.
 
     The output's luminance is first matched to the content's mean/std so brightness stays close to the photo.
     stylized, content: (B, 3, H, W) RGB in [0, 1] of the same size. Returns RGB in [0, 1].
+    luma_stats: (mean_s, std_s, mean_c, std_c) of the whole pictures' luminance, for tiles of a larger picture.
     """
     assert stylized.shape == content.shape, f"{tuple(stylized.shape)} vs {tuple(content.shape)}"
     m = _RGB_TO_YIQ.to(stylized)
     yiq_s = torch.einsum("ij,bjhw->bihw", m, stylized.float())
     yiq_c = torch.einsum("ij,bjhw->bihw", m, content.float())
     y_s, y_c = yiq_s[:, :1], yiq_c[:, :1]
-    ms, ss = calc_mean_std(y_s)
-    mc, sc = calc_mean_std(y_c)
+    ms, ss, mc, sc = luma_stats if luma_stats is not None else (*calc_mean_std(y_s), *calc_mean_std(y_c))
     y = (y_s - ms) / ss * sc + mc
     yiq = torch.cat([y, yiq_c[:, 1:]], dim=1)
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(m), yiq).clamp(0, 1).to(stylized.dtype)

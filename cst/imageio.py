@@ -22,6 +22,7 @@ ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 MAX_PIXELS = 64_000_000  # refuse to decode anything larger (about 8000 x 8000): memory, and decompression bombs
 MIN_SIDE = 16  # the generator downsamples by 8; below this there is no picture left to stylise
+RGB_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA")  # modes whose colour profile (ICC) describes RGB
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -52,7 +53,17 @@ def _array_to_pil(arr: np.ndarray, name: str) -> Image.Image:
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode -> RGB, compositing transparency on white and scaling 16-bit/float greys to 8 bits."""
+    """Any PIL mode -> RGB, compositing transparency on white and scaling 16-bit/float greys to 8 bits. An RGB
+    colour profile (info["icc_profile"]) is kept for the result; a CMYK or grey one, which would not fit, is not."""
+    icc = img.info.get("icc_profile") if img.mode in RGB_MODES else None
+    rgb = _convert_rgb(img)
+    rgb.info.pop("icc_profile", None)
+    if icc:
+        rgb.info["icc_profile"] = icc
+    return rgb
+
+
+def _convert_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
@@ -144,8 +155,11 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> None:
         raise StyleTransferError(f"cannot write an image in the format of {path.name}: use .png, .jpg, .webp, .bmp or .tif")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    if img.info.get("icc_profile") and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        options["icc_profile"] = img.info["icc_profile"]  # the photo's colour space, kept (cst stylize)
     try:
-        img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        img.save(tmp, format=fmt, **options)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

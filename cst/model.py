@@ -1,8 +1,8 @@
 """The cst generators. Two architectures, chosen by `StyleTransferConfig.architecture`:
 
-- "light" (the default model): a small feed-forward network on the photo whose instance norms take their scale and
+- "light" (the real-time generator): a small feed-forward network on the photo whose instance norms take their scale and
   shift from the style's VGG19 statistics and the sliders (cst/light.py). No VGG on the content path: real time.
-- "vgg": frozen VGG19 encoder -> multi-level AdaIN -> FiLM-conditioned decoder (the first default model).
+- "vgg": frozen VGG19 encoder -> multi-level AdaIN -> FiLM-conditioned decoder (the embedded default model).
 
 Both take the style as `StyleStats` from the same frozen VGG19 (`encode_style`), computed once and cacheable.
 
@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
@@ -36,6 +36,8 @@ from . import presets
 from .frontend import PICKLE_SUFFIXES, check_max_size, check_number, check_sliders
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
+from .stylizer import Stylizer
+from .tiling import DEFAULT_TILE, stylize_tiled
 from .light import (FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, normalise_weights, split_modulation,
                     style_vector)
 from .vgg import VGG19Features
@@ -236,7 +238,8 @@ class StyleTransferModel(
                 strength: torch.Tensor | float = 1.0, norm_stats: list | None = None) -> torch.Tensor:
         """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
         strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output).
-        norm_stats (light only): per-norm-layer (mean, std) from outside, e.g. of a thumbnail of the whole picture."""
+        norm_stats: the normalisation statistics from outside (`Stylizer.statistics` of a thumbnail of the whole
+        picture, or of earlier video frames) instead of the content's own: light, per norm layer; vgg, per VGG layer."""
         assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
         assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
         h, w = content.shape[2:]
@@ -249,7 +252,7 @@ class StyleTransferModel(
                 s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
                 out = s * out.clamp(0, 1) + (1.0 - s) * x
         else:
-            out = self.decoder(self.fuse(self.encode_content(x), style, strength), weights)
+            out = self.decoder(self.fuse(self.encode_content(x), style, strength, content_stats=norm_stats), weights)
         return out[:, :, :h, :w]
 
     # -- the user-facing call ----------------------------------------------------------------------------------
@@ -296,41 +299,55 @@ class StyleTransferModel(
             raise StyleTransferError("style must be one image or a list of (style image, weight) pairs")
         return self.style_stats(style, style_size)
 
+    def prepare(self, style: StyleInput, *, strength: float = 1.0, content_weight: float = 1.0,
+                style_weight: float = 1.0, adversarial_weight: float = 1.0, preserve_color: bool = False,
+                style_size: int | None = None) -> Stylizer:
+        """Everything about a stylisation that does not depend on the photo, checked and computed once: the style's
+        statistics, the sliders, the engine. Call the result on tensors, tiles or video frames (cst/stylizer.py)."""
+        sliders = check_sliders(strength, content_weight, style_weight, adversarial_weight)
+        strength, alpha, beta, lam = sliders.values()
+        stats = self.resolve_style(style, style_size)
+        weights = torch.tensor([[alpha, beta, lam]], device=self.device)
+        return Stylizer(self, stats, weights, strength, bool(preserve_color))
+
+    def tile_size(self) -> int:
+        """The default tile (core) size in pixels for pictures larger than `config.max_size` (cst/tiling.py)."""
+        return DEFAULT_TILE[self.config.architecture]
+
     @torch.no_grad()
     def stylize(self, content: ImageLike, style: StyleInput, *, strength: float = 1.0, content_weight: float = 1.0,
                 style_weight: float = 1.0, adversarial_weight: float = 1.0, preserve_color: bool = False,
-                max_size: int | None = None, style_size: int | None = None) -> Image.Image:
+                max_size: int | None = None, style_size: int | None = None, full_resolution: bool = False,
+                tile_size: int | None = None, progress: Callable[[int, int], None] | None = None) -> Image.Image:
         """Repaint `content` in the style of `style`; returns an RGB PIL image of the content's size.
 
-        style: an image (path, PIL, HxWx3 array), cached stats from `style_stats`, or [(style, weight), ...] to blend.
+        style: an image (path, PIL, HxWx3 array), a built-in style's name ("starry-night"), cached stats from
+        `style_stats`, or [(style, weight), ...] to blend.
         strength in [0, 1] mixes the photo's own feature statistics back in (0 = the photo, through the decoder).
         content_weight α, style_weight β, adversarial_weight λ: the loss weights the decoder was trained with, > 0;
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
         max_size: long side of the working resolution (default config.max_size); the result is resized back.
+        full_resolution: work at the photo's own size (any size up to the image limit; max_size is ignored).
+        A working picture larger than config.max_size is stylised in tiles of `tile_size` px (default
+        `self.tile_size()`) that share the whole picture's statistics: no seams, bounded memory (cst/tiling.py);
+        progress(done, total) is called after each tile.
         """
-        sliders = check_sliders(strength, content_weight, style_weight, adversarial_weight)
-        strength, alpha, beta, lam = sliders.values()
         max_size = check_max_size(max_size)
+        tile_size = check_max_size(tile_size, "tile_size")
+        stylizer = self.prepare(style, strength=strength, content_weight=content_weight, style_weight=style_weight,
+                                adversarial_weight=adversarial_weight, preserve_color=preserve_color,
+                                style_size=style_size)
         photo = load_image(content, "content image")
-        stats = self.resolve_style(style, style_size)
-        work = fit_within(photo, max_size or self.config.max_size)
-        x = pil_to_tensor(work).to(self.device)
-        weights = torch.tensor([[alpha, beta, lam]], device=self.device)
-        was_training = self.training
-        self.eval()
-        try:
-            if self.is_light:  # the fastest engine that keeps the quality (cst/engines.py; CST_ENGINE=torch opts out)
-                from .engines import best_engine
-                out = best_engine(self).run(x, style_vector(stats, STYLE_LAYERS), weights, strength)
-            else:
-                out = self(x, stats, weights, strength).clamp(0, 1)
-        finally:
-            self.train(was_training)
-        if preserve_color:
-            out = F_.preserve_color(out, x)
-        result = tensor_to_pil(out)
+        work = photo if full_resolution else fit_within(photo, max_size or self.config.max_size)
+        if max(work.size) > self.config.max_size or (tile_size is not None and max(work.size) > tile_size):
+            result = stylize_tiled(stylizer, work, tile=tile_size or self.tile_size(), progress=progress)
+        else:
+            x = pil_to_tensor(work)
+            result = tensor_to_pil(stylizer.colour(stylizer(x), x))
         if result.size != photo.size:
             result = result.resize(photo.size, Image.LANCZOS)
+        if photo.info.get("icc_profile"):  # the photo's colour space travels with the result (save_image_atomic)
+            result.info["icc_profile"] = photo.info["icc_profile"]
         return result
 
     # -- checkpoints: safetensors only, strict keys ------------------------------------------------------------

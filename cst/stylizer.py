@@ -1,0 +1,97 @@
+"""A stylisation prepared once and applied to many pictures: the seam that tiles and video frames share.
+
+    stylizer = model.prepare("starry-night", style_weight=2.0)   # style statistics, sliders, engine: once
+    out = stylizer(x)                                            # (1, 3, H, W) in [0, 1] -> the same, stylised
+    stats = stylizer.statistics(thumbnail)                       # the normalisation statistics of a whole picture
+    tile_out = stylizer(tile, norm_stats=stats)                  # every tile (or frame) gets the same affine maps
+
+Both generators normalise the photo somewhere: the VGG generator's AdaIN takes each VGG feature map's mean and std,
+the light generator's conditional instance norms take each layer's. A tile or a video frame normalised by its own
+statistics comes out in its own colours (seams between tiles, flicker between frames); given the statistics of the
+whole picture (a thumbnail, Chen et al. 2022, "URST") or a running average over frames, every piece gets the same map.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import torch
+
+from . import functional as F_
+from .light import style_vector
+
+# The statistics of one picture at every normalisation: VGG generator {layer: (mean, std)} of its VGG features,
+# light generator [(mean, std) per conditional norm layer, in order].
+NormStats = Union[dict, list]
+
+
+@dataclass
+class Stylizer:
+    """What `StyleTransferModel.prepare` returns. Callable on tensors; no image I/O here."""
+
+    model: "torch.nn.Module"
+    style: F_.StyleStats
+    weights: torch.Tensor  # (1, 3) = (α, β, λ), already checked
+    strength: float = 1.0
+    preserve_color: bool = False
+    _params: list | None = field(default=None, repr=False)
+
+    @property
+    def multiple(self) -> int:
+        """Height and width are padded to this inside the network (its downsampling)."""
+        return 4 if self.model.is_light else 8
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[2:]
+        pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
+        return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+
+    @torch.no_grad()
+    def statistics(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> NormStats:
+        """The normalisation statistics of picture x (1, 3, H, W) in [0, 1], for `__call__(..., norm_stats=)`.
+        For the light generator they depend on the style and sliders (each layer sees the previous, modulated):
+        `norm_stats` normalises the layers while their statistics are taken (x a piece of a larger picture)."""
+        x = self._pad(x.to(self.model.device))
+        if self.model.is_light:
+            if self._params is None:
+                self._params = self.model.condition(self.style, self.weights)
+            record: list = []
+            self.model.transformer(x, self._params, norm_stats=norm_stats, record=record)
+            return record
+        return {layer: F_.calc_mean_std(f) for layer, f in self.model.encode_content(x).items()}
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> torch.Tensor:
+        """x (1, 3, H, W) in [0, 1] -> stylised (1, 3, H, W) in [0, 1] (the network only: see `colour`)."""
+        x = x.to(self.model.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.model.is_light and norm_stats is None:  # the fastest engine (cst/engines.py; CST_ENGINE=torch)
+                from .engines import best_engine
+                out = best_engine(self.model).run(x, style_vector(self.style, _layers()), self.weights, self.strength)
+            else:
+                out = self.model(x, self.style, self.weights, self.strength, norm_stats=norm_stats)
+        finally:
+            self.model.train(was_training)
+        return out.clamp(0, 1)
+
+
+    def luminance_stats(self, out: torch.Tensor, x: torch.Tensor) -> tuple | None:
+        """For colour preservation of pieces: the luminance (mean, std) of a whole stylised picture and of its photo
+        (thumbnails), to pass to `colour`. None when colours are not preserved."""
+        if not self.preserve_color:
+            return None
+        return F_.calc_mean_std(F_.luminance(out)) + F_.calc_mean_std(F_.luminance(x.to(out)))
+
+    def colour(self, out: torch.Tensor, x: torch.Tensor, luma_stats: tuple | None = None) -> torch.Tensor:
+        """Colour preservation when asked (the photo's chroma, the result's luminance matched to the photo's
+        mean/std: of these two pictures, or the whole picture's from `luminance_stats`); else `out` unchanged."""
+        if not self.preserve_color:
+            return out
+        return F_.preserve_color(out, x.to(out), luma_stats=luma_stats)
+
+
+def _layers():
+    from .model import STYLE_LAYERS
+    return STYLE_LAYERS

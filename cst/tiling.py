@@ -1,0 +1,136 @@
+"""Pictures of any size in tiles that share one set of statistics: no seams, bounded memory.
+
+`stylize_tiled(stylizer, photo)` never holds a full-resolution float tensor of the whole picture:
+
+1. the normalisation statistics are taken once, from a thumbnail of the whole photo (URST, Chen et al. 2022), and
+   every tile is normalised with them, so every tile gets the same colours (`Stylizer.statistics`);
+2. each tile is stylised with a margin of real picture around it (the network's receptive field; at the picture's
+   border the network's own padding, as in an untiled run) and only its core is kept;
+3. neighbouring cores overlap and are blended with linear ramps across the overlap;
+4. the result is assembled tile by tile in an 8-bit array.
+
+Tile size, margin and overlap are in pixels of the working picture.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .imageio import fit_within, pil_to_tensor
+from .stylizer import Stylizer
+
+DEFAULT_TILE = {"vgg": 512, "light": 1024}  # core size: peak RSS under 2 GB with the margin (benchmarks/tiles.py)
+MARGIN = 64  # real picture around each tile: most of the receptive field's weight (tested: tiled vs whole)
+OVERLAP = 32  # cores overlap by this much and are blended
+THUMBNAIL = 1024  # the whole picture's statistics come from a thumbnail this size (long side)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's core [y0, y1) × [x0, x1) and the crop [cy0, cy1) × [cx0, cx1) that is stylised around it."""
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    cy0: int
+    cy1: int
+    cx0: int
+    cx1: int
+
+
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) of the fewest tiles of at most `tile` px covering [0, length), all the same size, neighbours
+    overlapping by at least `overlap`."""
+    if length <= tile:
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, math.ceil((length + (n - 1) * overlap) / n))
+    return [(round(i * (length - size) / (n - 1)), round(i * (length - size) / (n - 1)) + size) for i in range(n)]
+
+
+def plan_tiles(height: int, width: int, tile: int, margin: int = MARGIN, overlap: int = OVERLAP,
+               align: int = 8) -> list[Tile]:
+    """Raster order (row by row): the order `stylize_tiled` blends them in. Crops start on multiples of `align`
+    (the network's downsampling), so every tile sees the pixel grid in the same phase as the whole picture."""
+    assert tile > overlap >= 0 and margin >= 0, (tile, overlap, margin)
+    out = []
+    for y0, y1 in spans(height, tile, overlap):
+        for x0, x1 in spans(width, tile, overlap):
+            out.append(Tile(y0, y1, x0, x1, max(0, y0 - margin) // align * align, min(height, y1 + margin),
+                            max(0, x0 - margin) // align * align, min(width, x1 + margin)))
+    return out
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    """Weights along one axis of a tile for blending into what is already written: 0 → 1 over the first `overlap`."""
+    w = np.ones(n, dtype=np.float32)
+    if overlap > 0:
+        w[:overlap] = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+    return w
+
+
+def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int = THUMBNAIL):
+    """(normalisation statistics, luminance statistics or None) of the whole photo, from a thumbnail of long side
+    `thumbnail`: what every tile is normalised with. (Measured alternatives were worse: statistics pooled over
+    windows of the photo at its own scale miss parts of the picture, and mixing a thumbnail's normalisation with
+    full-scale measurements compounds through the layers.)"""
+    thumb = pil_to_tensor(fit_within(photo, thumbnail))
+    stats = stylizer.statistics(thumb)
+    luma = stylizer.luminance_stats(stylizer(thumb, norm_stats=stats), thumb) if stylizer.preserve_color else None
+    return stats, luma
+
+
+def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: int = MARGIN, overlap: int = OVERLAP,
+                  thumbnail: int = THUMBNAIL, progress: Callable[[int, int], None] | None = None) -> Image.Image:
+    """Stylise an RGB PIL picture at its own size, tile by tile; returns an RGB PIL picture of the same size.
+    progress(done, total) is called after each tile."""
+    stats, luma = picture_statistics(stylizer, photo, thumbnail)
+    width, height = photo.size
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
+    tiles = plan_tiles(height, width, tile, margin, overlap, align=stylizer.multiple)
+    row_end, done_rows = {}, 0  # previous tile's right edge in this row; bottom edge of the previous row
+    for i, t in enumerate(tiles):
+        crop = pil_to_tensor(photo.crop((t.cx0, t.cy0, t.cx1, t.cy1)))
+        out = stylizer.colour(stylizer(crop, norm_stats=stats), crop, luma)
+        core = out[0, :, t.y0 - t.cy0:t.y1 - t.cy0, t.x0 - t.cx0:t.x1 - t.cx0]
+        new = core.permute(1, 2, 0).mul(255.0).cpu().numpy()
+        left = max(0, row_end.get(t.y0, 0) - t.x0) if t.x0 > 0 else 0
+        top = max(0, done_rows - t.y0) if t.y0 > 0 else 0
+        weight = (_ramp(t.y1 - t.y0, top)[:, None] * _ramp(t.x1 - t.x0, left)[None, :])[..., None]
+        region = canvas[t.y0:t.y1, t.x0:t.x1]
+        if left or top:
+            new = weight * new + (1.0 - weight) * region.astype(np.float32)
+        region[...] = np.clip(new + 0.5, 0, 255).astype(np.uint8)
+        row_end[t.y0] = t.x1
+        if t.x1 == width:
+            done_rows = t.y1
+        if progress is not None:
+            progress(i + 1, len(tiles))
+    return Image.fromarray(canvas)
+
+
+def seam_score(picture: Image.Image | np.ndarray, tiles: list[Tile], band: int = 8) -> float:
+    """Mean absolute gradient across the tiles' inner borders (where each blend begins and ends) ÷ the same measured
+    `band` px to either side: 1.0
+    means the borders are as smooth as the rest of the picture; a seam raises it."""
+    a = np.asarray(picture, dtype=np.float32)
+    across, inside = [], []
+    height, width = a.shape[:2]
+    for x in sorted({t.x0 for t in tiles if t.x0 > 0} | {t.x1 for t in tiles if t.x1 < width}):
+        across.append(np.abs(a[:, x] - a[:, x - 1]).mean())
+        for dx in (band, -band):
+            if 0 < x + dx < width:
+                inside.append(np.abs(a[:, x + dx] - a[:, x + dx - 1]).mean())
+    for y in sorted({t.y0 for t in tiles if t.y0 > 0} | {t.y1 for t in tiles if t.y1 < height}):
+        across.append(np.abs(a[y] - a[y - 1]).mean())
+        for dy in (band, -band):
+            if 0 < y + dy < height:
+                inside.append(np.abs(a[y + dy] - a[y + dy - 1]).mean())
+    if not across or not inside:
+        return 1.0
+    return float(np.mean(across) / max(np.mean(inside), 1e-6))

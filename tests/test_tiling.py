@@ -1,0 +1,101 @@
+"""Pictures larger than the working size are stylised in tiles that share the whole picture's statistics
+(cst/tiling.py): tiles forced small so that the tests stay fast."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cst import tiling
+from cst.imageio import pil_to_tensor, tensor_to_pil
+
+
+@pytest.mark.parametrize("height, width, tile", [(100, 100, 100), (101, 257, 64), (512, 96, 128), (70, 70, 40)])
+def test_tiles_cover_the_picture_overlap_and_stay_within_the_tile_size(height, width, tile):
+    tiles = tiling.plan_tiles(height, width, tile, margin=16, overlap=8)
+    covered = np.zeros((height, width), dtype=int)
+    for t in tiles:
+        assert t.y1 - t.y0 <= tile and t.x1 - t.x0 <= tile
+        assert 0 <= t.cy0 <= t.y0 < t.y1 <= t.cy1 <= height and 0 <= t.cx0 <= t.x0 < t.x1 <= t.cx1 <= width
+        assert t.cy0 % 8 == 0 and t.cx0 % 8 == 0  # crops in the network's phase
+        assert t.y0 - t.cy0 >= min(16, t.y0) and t.cx1 - t.x1 == min(16, width - t.x1)  # margin where there is room
+        covered[t.y0:t.y1, t.x0:t.x1] += 1
+    assert covered.min() >= 1
+    rows, cols = sorted({(t.y0, t.y1) for t in tiles}), sorted({(t.x0, t.x1) for t in tiles})
+    for spans in (rows, cols):
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end - start >= 8  # neighbours overlap at least by `overlap` (they are blended there)
+
+
+@pytest.mark.parametrize("architecture", ["vgg", "light"])
+def test_tiles_given_the_whole_pictures_statistics_reproduce_the_untiled_picture(make_model, make_image,
+                                                                                 monkeypatch, architecture):
+    """With the exact statistics of the whole picture, the only differences left are the receptive field beyond the
+    margin and the blending: under 1/255 on average for both generators."""
+    model = make_model(architecture=architecture)
+    photo, style = make_image(160, 128, seed=1), make_image(64, 64, seed=2)
+    stylizer = model.prepare(style)
+    x = pil_to_tensor(photo)
+    whole = np.asarray(tensor_to_pil(stylizer(x)), dtype=np.float32)
+    exact = stylizer.statistics(x)
+    monkeypatch.setattr(tiling, "picture_statistics", lambda *args, **kwargs: (exact, None))
+    tiled = np.asarray(tiling.stylize_tiled(stylizer, photo, tile=64, margin=48, overlap=16), dtype=np.float32)
+    assert tiled.shape == whole.shape
+    assert np.abs(tiled - whole).mean() < 1.0, np.abs(tiled - whole).mean()
+    # without the shared statistics (each tile normalised by its own) the tiles drift apart: the seam the fix removes
+    monkeypatch.setattr(tiling, "picture_statistics", lambda *args, **kwargs: (None, None))
+    own = np.asarray(tiling.stylize_tiled(stylizer, photo, tile=64, margin=48, overlap=16), dtype=np.float32)
+    assert np.abs(own - whole).mean() > 2 * np.abs(tiled - whole).mean()
+
+
+def test_stylize_tiles_above_the_working_size_with_progress_and_no_visible_seams(make_model, make_image):
+    model = make_model(architecture="light")
+    photo = make_image(300, 200, seed=3)
+    calls = []
+    result = model.stylize(photo, make_image(64, 64, seed=4), full_resolution=True, tile_size=96,
+                           progress=lambda done, total: calls.append((done, total)))
+    assert result.size == photo.size  # full resolution: no resize on the way
+    tiles = tiling.plan_tiles(200, 300, 96)
+    assert calls == [(i + 1, len(tiles)) for i in range(len(tiles))] and len(tiles) >= 6
+    assert tiling.seam_score(result, tiles) <= 1.25
+    untiled = model.stylize(photo, make_image(64, 64, seed=4), max_size=300)  # above max_size 128: tiled too
+    assert untiled.size == photo.size
+
+
+def test_colour_preservation_in_tiles_uses_the_whole_pictures_luminance(make_model, make_image):
+    model = make_model()
+    photo = make_image(200, 160, seed=5)
+    kept = model.stylize(photo, make_image(64, 64, seed=6), preserve_color=True, full_resolution=True, tile_size=80)
+    # the photo's chroma survives: YIQ I and Q of the result follow the photo's
+    yiq = np.array([[0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32)
+    chroma = lambda im: np.asarray(im, dtype=np.float32) @ yiq.T  # noqa: E731
+    assert np.abs(chroma(kept) - chroma(photo)).mean() < 3.0
+    tiles = tiling.plan_tiles(160, 200, 80)
+    assert tiling.seam_score(kept, tiles) <= 1.25
+
+
+def test_seam_score_sees_a_seam():
+    """The seam score is 1 on a smooth picture and rises when tiles disagree at their borders."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:128, 0:128]
+    smooth = (np.stack([x, y, x + y], -1) + rng.normal(0, 2, (128, 128, 3))).clip(0, 255).astype(np.uint8)
+    tiles = tiling.plan_tiles(128, 128, 72, overlap=16)
+    assert tiling.seam_score(smooth, tiles) < 1.1
+    seamed = smooth.astype(np.int16)
+    seamed[:, tiles[1].x0:] += 20  # a colour jump where the second tile starts
+    assert tiling.seam_score(np.clip(seamed, 0, 255).astype(np.uint8), tiles) > 1.5
+
+
+def test_cli_full_resolution_keeps_size_and_colour_profile(tiny_model_dir, write_image, tmp_path):
+    from PIL import ImageCms
+
+    from cst.cli import main
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo = write_image("photo.jpg", 260, 180, seed=7, icc_profile=icc, quality=95)
+    style = write_image("style.png", 64, 64, seed=8)
+    out = tmp_path / "out.png"
+    assert main(["stylize", str(photo), "--style", str(style), "-o", str(out), "--model", str(tiny_model_dir),
+                 "--full-resolution", "--tile-size", "96"]) == 0
+    with Image.open(out) as result:
+        assert result.size == (260, 180)
+        assert result.info.get("icc_profile") == icc
