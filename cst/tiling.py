@@ -27,7 +27,9 @@ from .stylizer import Stylizer
 DEFAULT_TILE = {"vgg": 512, "light": 1024}  # core size: peak RSS under 2 GB with the margin (benchmarks/tiles.py)
 MARGIN = 64  # real picture around each tile: most of the receptive field's weight (tested: tiled vs whole)
 OVERLAP = 32  # cores overlap by this much and are blended
-THUMBNAIL = 1024  # the whole picture's statistics come from a thumbnail this size (long side)
+THUMBNAIL = 2048  # the whole picture's statistics come from a thumbnail this size (long side; measured: 1024 px
+#                   thumbnails of a 2048 px photo drift 3.7/255 from the untiled picture, 1536 px 1.7/255)
+LUMA_THUMBNAIL = 512  # colour preservation: the whole picture's luminance statistics, from a thumbnail this size
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,50 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return w
 
 
+def pooled_statistics(stylizer: Stylizer, x: torch.Tensor, tile: int = 512, margin: int = MARGIN) -> dict:
+    """VGG generator: the exact {layer: (mean, std)} of picture x's VGG features, computed tile by tile (bounded
+    memory at any size). Exact because VGG features do not depend on any normalisation; each tile's core is read
+    from features computed with `margin` px of picture around it."""
+    assert not stylizer.model.is_light and tile % 8 == 0 and margin % 8 == 0
+    x = stylizer._pad(x)
+    height, width = x.shape[2:]
+    sums: dict = {}
+    for y0 in range(0, height, tile):
+        for x0 in range(0, width, tile):
+            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
+            cy0, cx0 = max(0, y0 - margin), max(0, x0 - margin)
+            feats = stylizer.model.encode_content(x[:, :, cy0:min(height, y1 + margin), cx0:min(width, x1 + margin)])
+            for layer, f in feats.items():
+                s = _stride(layer)
+                core = f[:, :, (y0 - cy0) // s:(y1 - cy0) // s, (x0 - cx0) // s:(x1 - cx0) // s].double()
+                total, square, count = sums.get(layer, (0.0, 0.0, 0))
+                sums[layer] = (total + core.sum((2, 3), keepdim=True), square + (core ** 2).sum((2, 3), keepdim=True),
+                               count + core.shape[2] * core.shape[3])
+    stats = {}
+    for layer, (total, square, count) in sums.items():
+        mean = total / count
+        stats[layer] = (mean.float(), (square / count - mean ** 2 + 1e-5).clamp_min(1e-5).sqrt().float())
+    return stats
+
+
+def _stride(layer: str) -> int:
+    """relu1_1 is at full resolution, relu2_1 at 1/2, relu3_1 at 1/4, relu4_1 at 1/8."""
+    return 2 ** (int(layer[4]) - 1)
+
+
 def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int = THUMBNAIL):
     """(normalisation statistics, luminance statistics or None) of the whole photo, from a thumbnail of long side
-    `thumbnail`: what every tile is normalised with. (Measured alternatives were worse: statistics pooled over
-    windows of the photo at its own scale miss parts of the picture, and mixing a thumbnail's normalisation with
-    full-scale measurements compounds through the layers.)"""
+    `thumbnail` (the photo itself when it is smaller): what every tile is normalised with. The VGG generator's are
+    computed tile by tile and exactly (`pooled_statistics`); the light generator's in one pass over the thumbnail
+    (each layer's depend on the previous layers' normalisation, so tiles cannot pool them). Measured alternatives
+    were worse: statistics pooled over a sample of windows of the photo miss parts of the picture, and mixing a
+    thumbnail's normalisation with full-scale measurements compounds through the layers."""
     thumb = pil_to_tensor(fit_within(photo, thumbnail))
-    stats = stylizer.statistics(thumb)
-    luma = stylizer.luminance_stats(stylizer(thumb, norm_stats=stats), thumb) if stylizer.preserve_color else None
+    stats = stylizer.statistics(thumb) if stylizer.model.is_light else pooled_statistics(stylizer, thumb)
+    luma = None
+    if stylizer.preserve_color:
+        small = pil_to_tensor(fit_within(photo, LUMA_THUMBNAIL))
+        luma = stylizer.luminance_stats(stylizer(small, norm_stats=stats), small)
     return stats, luma
 
 

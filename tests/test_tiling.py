@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -99,3 +100,14 @@ def test_cli_full_resolution_keeps_size_and_colour_profile(tiny_model_dir, write
     with Image.open(out) as result:
         assert result.size == (260, 180)
         assert result.info.get("icc_profile") == icc
+
+
+def test_vgg_statistics_pooled_over_tiles_equal_the_whole_pictures(make_model, make_image):
+    """The VGG generator's whole-picture statistics are computed tile by tile (bounded memory), exactly."""
+    stylizer = make_model().prepare(make_image(64, 64, seed=9))
+    x = pil_to_tensor(make_image(200, 136, seed=10))  # not multiples of the tile: partial tiles at the edges
+    whole, pooled = stylizer.statistics(x), tiling.pooled_statistics(stylizer, x, tile=64)
+    assert set(whole) == set(pooled)
+    for layer, (mean, std) in whole.items():
+        assert torch.allclose(pooled[layer][0], mean, atol=1e-4, rtol=1e-4), layer
+        assert torch.allclose(pooled[layer][1], std, atol=1e-4, rtol=1e-4), layer

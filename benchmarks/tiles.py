@@ -1,0 +1,187 @@
+"""Full-resolution stylisation in tiles: time per megapixel, peak memory, seams, drift from the untiled picture and
+stroke scale, one run, this machine.
+
+    python benchmarks/tiles.py                         # the default model: 1024 (untiled reference), 2048, 4096, 8000x6000
+    python benchmarks/tiles.py --model FOLDER --sizes 2048 4096 --picture docs/tiles_4096.jpg
+
+The photos are mosaics of scikit-image's sample photos (nothing downloaded), each cell upscaled to CELL px, so a
+4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
+(VmHWM) is its own. Figures:
+- s/MP: seconds per megapixel of `model.stylize(..., full_resolution=True)`, photo decoded and result encoded
+  included; the 1024 px row is the untiled reference (the model's working size).
+- seam: mean |gradient| across the tiles' borders ÷ just inside them (1.0: no seam; target ≤ 1.05).
+- drift: mean |tiled − untiled| /255 on the same photo (only where the untiled run fits: ≤ 2048 px; target ≤ 2).
+- stroke: Gram error (cst.losses.gram_relative_error, VGG19 relu1_1-4_1) against the style of the result brought
+  down to 1024 px: at 4096 px the brush strokes are 4x smaller relative to the picture and partly turn to noise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CELL = 1024  # each scikit-image photo fills a CELL x CELL square of the mosaic
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry")
+STYLE = "starry-night"
+LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+def mosaic(width: int, height: int) -> Image.Image:
+    """A width x height photo tiled with scikit-image's sample photos, one per CELL square."""
+    from skimage import data
+
+    out = Image.new("RGB", (width, height))
+    for k, (y, x) in enumerate((y, x) for y in range(0, height, CELL) for x in range(0, width, CELL)):
+        im = Image.fromarray(getattr(data, PHOTOS[k % len(PHOTOS)])()).convert("RGB")
+        s = CELL / min(im.size)
+        im = im.resize((max(CELL, round(im.width * s)), max(CELL, round(im.height * s))), Image.LANCZOS)
+        out.paste(im.crop((0, 0, CELL, CELL)), (x, y))
+    return out
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker(args: argparse.Namespace) -> dict:
+    """One size in this process: stylise the mosaic photo file at full resolution (or untiled at 1024)."""
+    import torch
+
+    from cst.frontend import load_model
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    width, height = args.worker
+    photo = Path(args.tmp) / f"photo-{width}x{height}.png"
+    out = Path(args.tmp) / f"out-{width}x{height}{'-whole' if args.whole else ''}.png"
+    stats = model.style_stats(STYLE)
+    model.stylize(Image.new("RGB", (64, 64), (128, 128, 128)), stats)  # warm-up: engines, allocator
+    start = time.perf_counter()
+    if args.whole:  # untiled: the whole picture through the network at once
+        model.config.max_size = max(width, height)
+        result = model.stylize(photo, stats, full_resolution=True)
+    else:
+        result = model.stylize(photo, stats, full_resolution=True, tile_size=args.tile_size)
+    result.save(out)
+    seconds = time.perf_counter() - start
+    return {"size": f"{width}x{height}", "seconds": seconds, "s_per_mp": seconds / (width * height / 1e6),
+            "peak_rss_mb": peak_rss_mb(), "output": str(out), "whole": args.whole}
+
+
+def run_worker(args, width: int, height: int, whole: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--worker", str(width), str(height), "--tmp", args.tmp,
+           "--threads", str(args.threads)] + (["--model", args.model] if args.model else []) + \
+          (["--tile-size", str(args.tile_size)] if args.tile_size else []) + (["--whole"] if whole else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode != 0:
+        raise SystemExit(f"worker {width}x{height} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def gram_at_1024(path: str, style_stats_model) -> float:
+    import torch
+
+    from cst.imageio import fit_within, load_image, pil_to_tensor
+    from cst.losses import gram_relative_error
+    model, style = style_stats_model
+    x = pil_to_tensor(fit_within(load_image(path), 1024))
+    with torch.no_grad():
+        feats = model.encoder(x, LAYERS)
+        return float(np.mean([gram_relative_error(feats[k], style[k]).item() for k in LAYERS]))
+
+
+def style_features(model):
+    import torch
+
+    from cst import presets
+    from cst.imageio import fit_within, load_image, pil_to_tensor
+    x = pil_to_tensor(fit_within(load_image(presets.get(STYLE).path), 512))
+    from cst.functional import gram_matrix
+    with torch.no_grad():
+        return {k: gram_matrix(f) for k, f in model.encoder(x, LAYERS).items()}
+
+
+def picture(result: str, tile: int, path: str) -> None:
+    """The 4096 px result at 1/4 scale beside a 1:1 crop over a tile corner (where seams would show)."""
+    from cst.tiling import plan_tiles
+    with Image.open(result) as im:
+        im.load()
+        tiles = plan_tiles(im.height, im.width, tile)
+        corner = next(t for t in tiles if t.x0 > 0 and t.y0 > 0)
+        crop = im.crop((corner.x0 - 256, corner.y0 - 256, corner.x0 + 256, corner.y0 + 256))
+        small = im.resize((im.width * 512 // im.height, 512), Image.LANCZOS)
+    sheet = Image.new("RGB", (small.width + 512 + 8, 512), "white")
+    sheet.paste(small, (0, 0))
+    sheet.paste(crop, (small.width + 8, 0))
+    from PIL import ImageDraw
+    d = ImageDraw.Draw(sheet)
+    s = 512 / im.height
+    x, y = corner.x0 * s, corner.y0 * s
+    d.rectangle((x - 256 * s, y - 256 * s, x + 256 * s, y + 256 * s), outline="red", width=2)
+    sheet.save(path, quality=88)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="model folder or Hub id (default: the embedded default)")
+    p.add_argument("--sizes", nargs="+", default=["2048", "4096", "8000x6000"], help="photo sizes: N or WxH")
+    p.add_argument("--tile-size", type=int, default=None, help="tile size (default: the model's)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--picture", default=None, help="write the 4096 px result with a zoomed tile corner here")
+    p.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
+    p.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    from cst.frontend import load_model
+    from cst.tiling import plan_tiles, seam_score
+    sizes = [tuple(int(v) for v in s.split("x")) if "x" in s else (int(s), int(s)) for s in args.sizes]
+    with tempfile.TemporaryDirectory() as tmp:
+        args.tmp = tmp
+        for w, h in [(1024, 1024), *sizes]:
+            mosaic(w, h).save(Path(tmp) / f"photo-{w}x{h}.png")
+        model = load_model(args.model)
+        tile = args.tile_size or model.tile_size()
+        style = style_features(model)
+        ref = run_worker(args, 1024, 1024, whole=True)
+        rows = [dict(ref, seam=None, drift=None, gram=gram_at_1024(ref["output"], (model, style)))]
+        for w, h in sizes:
+            row = run_worker(args, w, h)
+            with Image.open(row["output"]) as im:
+                out = np.asarray(im.convert("RGB"), dtype=np.float32)
+            row["seam"] = seam_score(out, plan_tiles(h, w, tile))
+            row["drift"] = None
+            if max(w, h) <= 2048:
+                whole = run_worker(args, w, h, whole=True)
+                with Image.open(whole["output"]) as im:
+                    row["drift"] = float(np.abs(out - np.asarray(im.convert("RGB"), dtype=np.float32)).mean())
+            row["gram"] = gram_at_1024(row["output"], (model, style))
+            if args.picture and (w, h) == (4096, 4096):
+                picture(row["output"], tile, args.picture)
+            rows.append(row)
+    print(f"model {args.model or 'default'}, tile {tile} px, {args.threads} threads, style {STYLE}")
+    print(f"{'size':>10} {'mode':>7} {'seconds':>8} {'s/MP':>6} {'peak RSS':>9} {'seam':>6} {'drift':>6} {'Gram@1024':>9}")
+    for r in rows:
+        fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
+        print(f"{r['size']:>10} {'whole' if r['whole'] else 'tiled':>7} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
+              f"{r['peak_rss_mb']:7.0f}MB {fmt(r['seam'], '6.3f')} {fmt(r['drift'], '6.2f')} {r['gram']:9.3f}")
+
+
+if __name__ == "__main__":
+    main()
