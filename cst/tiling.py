@@ -25,7 +25,8 @@ from .imageio import fit_within, pil_to_tensor
 from .stylizer import Stylizer
 
 DEFAULT_TILE = {"vgg": 512, "light": 1024}  # core size: peak RSS under 2 GB with the margin (benchmarks/tiles.py)
-MARGIN = 64  # real picture around each tile: most of the receptive field's weight (tested: tiled vs whole)
+MARGIN = 32  # real picture around each tile (measured, default model, exact statistics, 256 px tiles of a 768 px photo:
+#             mean |tiled - whole| 0.08/255 and max 19 with 16 px, 0.005/255 and max 1 with 32 px)
 OVERLAP = 32  # cores overlap by this much and are blended
 THUMBNAIL = 2048  # the whole picture's statistics come from a thumbnail this size (long side; measured: 1024 px
 #                   thumbnails of a 2048 px photo drift 3.7/255 from the untiled picture, 1536 px 1.7/255)
