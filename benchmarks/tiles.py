@@ -11,8 +11,9 @@ The photos are mosaics of scikit-image's sample photos (nothing downloaded), eac
   included; the 1024 px row is the untiled reference (the model's working size).
 - seam: mean |gradient| across the tiles' borders ÷ just inside them (1.0: no seam; target ≤ 1.05).
 - drift: mean |tiled − untiled| /255 on the same photo (only where the untiled run fits: ≤ 2048 px; target ≤ 2).
-- stroke: Gram error (cst.losses.gram_relative_error, VGG19 relu1_1-4_1) against the style of the result brought
+- Gram@1024: Gram error (cst.losses.gram_relative_error, VGG19 relu1_1-4_1) against the style of the result brought
   down to 1024 px: at 4096 px the brush strokes are 4x smaller relative to the picture and partly turn to noise.
+  `--stroke` adds rows `@N`: the largest photo stylised at N px and resized up (strokes N/size as large).
 """
 from __future__ import annotations
 
@@ -67,25 +68,28 @@ def worker(args: argparse.Namespace) -> dict:
     model = load_model(args.model)
     width, height = args.worker
     photo = Path(args.tmp) / f"photo-{width}x{height}.png"
-    out = Path(args.tmp) / f"out-{width}x{height}{'-whole' if args.whole else ''}.png"
+    out = Path(args.tmp) / f"out-{width}x{height}{'-whole' if args.whole else ''}-{args.work_size or 'full'}.png"
     stats = model.style_stats(STYLE)
     model.stylize(Image.new("RGB", (64, 64), (128, 128, 128)), stats)  # warm-up: engines, allocator
     start = time.perf_counter()
     if args.whole:  # untiled: the whole picture through the network at once
         model.config.max_size = max(width, height)
         result = model.stylize(photo, stats, full_resolution=True)
+    elif args.work_size:  # stroke size: stylised at a smaller working size, resized up to the photo's
+        result = model.stylize(photo, stats, max_size=args.work_size, tile_size=args.tile_size)
     else:
         result = model.stylize(photo, stats, full_resolution=True, tile_size=args.tile_size)
     result.save(out)
     seconds = time.perf_counter() - start
     return {"size": f"{width}x{height}", "seconds": seconds, "s_per_mp": seconds / (width * height / 1e6),
-            "peak_rss_mb": peak_rss_mb(), "output": str(out), "whole": args.whole}
+            "peak_rss_mb": peak_rss_mb(), "output": str(out), "whole": args.whole, "work": args.work_size}
 
 
-def run_worker(args, width: int, height: int, whole: bool = False) -> dict:
+def run_worker(args, width: int, height: int, whole: bool = False, work_size: int | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", str(width), str(height), "--tmp", args.tmp,
            "--threads", str(args.threads)] + (["--model", args.model] if args.model else []) + \
-          (["--tile-size", str(args.tile_size)] if args.tile_size else []) + (["--whole"] if whole else [])
+          (["--tile-size", str(args.tile_size)] if args.tile_size else []) + (["--whole"] if whole else []) + \
+          (["--work-size", str(work_size)] if work_size else [])
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         raise SystemExit(f"worker {width}x{height} failed:\n{done.stderr[-2000:]}")
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--picture", default=None, help="write the 4096 px result with a zoomed tile corner here")
     p.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     p.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--work-size", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--stroke", action="store_true", help="also stylise the largest square photo at 1/2 and 1/4 of "
+                                                         "its size, resized up (bigger strokes): Gram error compared")
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -175,11 +182,17 @@ def main(argv: list[str] | None = None) -> None:
             if args.picture and (w, h) == (4096, 4096):
                 picture(row["output"], tile, args.picture)
             rows.append(row)
+            if args.stroke and w == h == max(max(size) for size in sizes):
+                for work in (w // 2, w // 4):
+                    row = run_worker(args, w, h, work_size=work)
+                    row.update(seam=None, drift=None, gram=gram_at_1024(row["output"], (model, style)))
+                    rows.append(row)
     print(f"model {args.model or 'default'}, tile {tile} px, {args.threads} threads, style {STYLE}")
     print(f"{'size':>10} {'mode':>7} {'seconds':>8} {'s/MP':>6} {'peak RSS':>9} {'seam':>6} {'drift':>6} {'Gram@1024':>9}")
     for r in rows:
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-        print(f"{r['size']:>10} {'whole' if r['whole'] else 'tiled':>7} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
+        mode = lambda r: "whole" if r["whole"] else f"@{r['work']}" if r["work"] else "tiled"  # noqa: E731
+        print(f"{r['size']:>10} {mode(r):>7} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
               f"{r['peak_rss_mb']:7.0f}MB {fmt(r['seam'], '6.3f')} {fmt(r['drift'], '6.2f')} {r['gram']:9.3f}")
 
 
