@@ -30,7 +30,6 @@ from . import DEFAULT_MODEL, frontend, presets
 from .errors import StyleTransferError
 from .frontend import check_number
 from .imageio import IMAGE_SUFFIXES, fit_within, load_image, save_image_atomic
-from .scores import picture_scores, style_reference
 
 WEIGHT_FLAGS = {"content_weight": "--content-weight", "style_weight": "--style-weight",
                 "adversarial_weight": "--adversarial-weight"}
@@ -234,7 +233,10 @@ def _stylize_to(model, photo: Path, style, settings: dict, target: Path, referen
         save_image_atomic(picture, target)
     except OSError as err:
         raise StyleTransferError(f"cannot write {target}: {err.strerror or err}") from None
-    return None if reference is None else picture_scores(model, photo, picture, reference).as_dict()
+    if reference is None:
+        return None
+    from .scores import picture_scores
+    return picture_scores(model, photo, picture, reference).as_dict()
 
 
 def stylize_command(args: argparse.Namespace) -> int:
@@ -251,7 +253,10 @@ def stylize_command(args: argparse.Namespace) -> int:
     # The style is encoded once and reused for every photo; several styles are blended by `stylize` itself.
     style_arg = args.style[0] if len(args.style) == 1 else list(zip(args.style, blend))
     style = model.resolve_style(style_arg)
-    reference = style_reference(model, style_arg) if args.json else None  # what --json's scores measure against
+    reference = None
+    if args.json:  # each picture's scores, measured against the style encoded once here (cst.scores)
+        from .scores import style_reference
+        reference = style_reference(model, style_arg)
 
     written, failed, images = [], [], []
     for photo, target in tqdm(jobs, desc="cst", unit="image", file=sys.stderr, disable=None if is_folder else True):
@@ -325,7 +330,7 @@ def sheet_command(args: argparse.Namespace) -> int:
     try:
         from .eval import contact_sheet  # pulls in the evaluation's imports (scikit-image): only when needed
     except ImportError as err:
-        raise StyleTransferError(f"sheet needs the package {err.name}: pip install -r requirements.txt") from None
+        raise StyleTransferError(f"sheet needs the package {err.name}: pip install scikit-image") from None
 
     settings = _settings(args)
     target = _sheet_target(Path(args.photo), args.output)
