@@ -63,7 +63,8 @@ def test_single_image_with_sliders_and_json(tmp_path, files, tiny_model_dir):
     summary = json.loads(proc.stdout)
     assert summary["inputs"] == [str(files["photo"])] and summary["outputs"] == [str(files["out"])]
     assert summary["failed"] == [] and summary["seconds"] > 0
-    assert summary["settings"] == {**sliders, "preserve_color": True, "max_size": 32}
+    assert summary["settings"] == {**sliders, "preserve_color": True, "max_size": 32, "full_resolution": False,
+                                   "tile_size": None}
     assert summary["model"] == str(tiny_model_dir) and summary["styles"] == [str(files["style"])]
     # the file is the photo's size and exactly what the Python API gives for the same settings
     expected = StyleTransferModel.from_pretrained(tiny_model_dir).stylize(
