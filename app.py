@@ -7,11 +7,17 @@ The model is loaded once in `main()` (importing this file loads nothing); a mode
 the embedded default, and the page says which one runs. Paper symbols, as in cst.model: α = content_weight,
 β = style_weight, λ = adversarial_weight.
 
-The page: inputs on the left (photo, style image, the nine built-in paintings as a dropdown and as thumbnails, the
-strength; loss weights, output size and a second style in accordions), the result and the Stylize button on the right,
-so both show on a 1366x768 screen. The loss-weight sliders move over log10(weight) and show the weight in their label;
-hidden Number inputs carry the weights themselves, so the `/stylize` API takes plain weights. `preset` (a built-in
-style's name, default None) is the API's last parameter and wins over `style`.
+The page: inputs on the left (photo, style image, the nine built-in paintings as a dropdown and as thumbnails, and
+one plain-words control, "content ↔ style"; the strength, the loss weights α, β, λ, output size and colours, and a
+second style in accordions), on the right a before/after comparison of photo and result, its scores and the Stylize
+button, so all show on a 1366x768 screen. The loss-weight sliders move over log10(weight) and show the weight in their
+label; hidden Number inputs carry the weights themselves, so the `/stylize` API takes plain weights. The
+"content ↔ style" control t in [-1, 1] sets both: log10 α = -t·R and log10 β = t·R with R = 1 for the trained range
+0.1-10 (so α = 10^-t, β = 10^t; t = 0 is α = β = 1, the default); moving α or β sets t = (log10 β - log10 α) / 2R.
+`preset` (a built-in style's name, default None) is the API's last parameter and wins over `style`.
+
+The `/stylize` API returns (the stylised picture's path, its scores {"content_kept": %, "style_taken": %}; see
+cst.scores); the page shows them beside the comparison.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from PIL import Image
 import app_examples
 from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend, presets
 from cst.imageio import fit_within, load_image
+from cst.scores import picture_scores, style_reference
 
 log = logging.getLogger("cst.app")
 
@@ -42,12 +49,18 @@ DEFAULT_PRESET = "starry-night"  # the built-in style the page opens with
 WEIGHT_STEP = 0.05  # the loss-weight sliders move in steps of log10(weight): 41 positions from 0.1 to 10
 # the loss-weight sliders hold log10(weight); this turns a position into the weight the hidden API input carries
 LOG_TO_WEIGHT_JS = "(position) => Number(Math.pow(10, position).toPrecision(3))"
+BALANCE_STEP = 0.05  # the content <-> style control's step, over [-1, 1]
+COMPARISON_START = 15  # % of the before/after comparison that shows the photo at first: mostly the result
+SCORES_HELP = ("content kept: 100 % = your photo, 0 % = the painting · style taken: 0 % = your photo, "
+               "100 % = the painting's texture and colours")
 CSS = """
 #header h2 { margin: 0 0 2px 0; }
 #header p { margin: 0; }
 #result-column { position: sticky; top: 8px; align-self: flex-start; }  /* the result stays in view while scrolling */
 #model-info p { margin: 0; font-size: 0.85em; }
 #style-credit p { margin: 0; font-size: 0.85em; }
+#scores p { margin: 0; text-align: center; }
+#scores-help p { margin: 0; font-size: 0.8em; text-align: center; opacity: 0.75; }
 #preset-gallery .grid-wrap { padding: 4px; overflow: hidden; }
 #preset-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
                                   grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px; }
@@ -132,8 +145,9 @@ def quiet_validation(component: gr.components.Component, name: str) -> gr.compon
 def stylize(loaded: LoadedModel, content: str | None, style: str | None, strength: float, content_weight: float,
             style_weight: float, adversarial_weight: float, preserve_color: bool, output_size: int,
             style2: str | None = None, style2_blend: float = STYLE2_BLEND_DEFAULT, preset: str | None = None,
-            progress=gr.Progress()) -> Image.Image:
-    """The `/stylize` endpoint: content and style(s) are image files; returns the stylised picture.
+            progress=gr.Progress()) -> tuple[Image.Image, dict[str, float]]:
+    """The `/stylize` endpoint: content and style(s) are image files; returns the stylised picture and its scores,
+    {"content_kept": %, "style_taken": %} (cst.scores).
 
     preset: a built-in style's name (`python -m cst presets`); when given it is used instead of `style`.
     style2_blend is the share of the optional second style (0 = only the first). The result has the content's size,
@@ -159,14 +173,34 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
             gr.Warning(notice)
         styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
         progress(0.2, desc="Stylising")
-        return loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
-                                    max_size=int(output_size))
+        picture = loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
+                                       max_size=int(output_size))
+        progress(0.9, desc="Scoring")
+        return picture, picture_scores(loaded.model, work, picture, style_reference(loaded.model, styles)).as_dict()
     except StyleTransferError as err:
         raise user_error(str(err)) from None
     except Exception as err:  # anything else (e.g. out of memory): say so plainly and keep serving
         log.exception("stylize failed")  # our problem: the traceback goes to the log once, here
         raise gr.Error(f"Stylisation failed ({type(err).__name__}). Try a smaller output size.",
                        print_exception=False) from None
+
+
+def show_result(content: str | None, result: Image.Image | None, scores: dict | None):
+    """What the page shows after `/stylize`: the before/after comparison (the photo at the result's size, the result)
+    and the scores line."""
+    if content is None or result is None:
+        return None, ""
+    photo = load_image(content, "content image")
+    if photo.size != result.size:
+        photo = photo.resize(result.size, Image.LANCZOS)
+    return (photo, result), scores_markdown(scores)
+
+
+def scores_markdown(scores: dict | None) -> str:
+    """The line beside the result: "Content kept **72 %** · Style taken **55 %**"."""
+    if not scores:
+        return "Content kept **–** · Style taken **–**"
+    return f"Content kept **{scores['content_kept']:.0f} %** · Style taken **{scores['style_taken']:.0f} %**"
 
 
 def model_markdown(loaded: LoadedModel) -> str:
@@ -193,9 +227,10 @@ def image_input(label: str, elem_id: str, sources=("upload", "clipboard"), heigh
                                           sources=list(sources), height=height))
 
 
-def log_weight_slider(name: str, info: str, elem_id: str, weight_min: float, weight_max: float) -> gr.Number:
-    """A slider over log10(weight) (default 0: weight 1) whose label shows the weight; returns the hidden Number
-    that holds the weight itself, which the `/stylize` API takes (so API callers pass plain weights)."""
+def log_weight_slider(name: str, info: str, elem_id: str, weight_min: float,
+                      weight_max: float) -> tuple[gr.Slider, gr.Number]:
+    """A slider over log10(weight) (default 0: weight 1) whose label shows the weight, and the hidden Number that
+    holds the weight itself, which the `/stylize` API takes (so API callers pass plain weights)."""
     slider = gr.Slider(math.log10(weight_min), math.log10(weight_max), value=0.0, step=WEIGHT_STEP,
                        label=weight_label(name, 1.0), info=f"{info}; log scale, {weight_min:g} to {weight_max:g}",
                        elem_id=elem_id)
@@ -204,7 +239,24 @@ def log_weight_slider(name: str, info: str, elem_id: str, weight_min: float, wei
                   api_visibility="private")
     weight.change(lambda w: gr.Slider(label=weight_label(name, w)), inputs=weight, outputs=slider, queue=False,
                   show_progress="hidden", trigger_mode="always_last", api_visibility="private")
-    return weight
+    return slider, weight
+
+
+def balance_range(weight_min: float, weight_max: float) -> float:
+    """R: the "content ↔ style" control t in [-1, 1] puts log10 α at -t·R and log10 β at t·R (R = 1 for 0.1-10)."""
+    return min(math.log10(weight_max), -math.log10(weight_min))
+
+
+def wire_balance(balance: gr.Slider, alpha: gr.Slider, beta: gr.Slider, span: float) -> None:
+    """The "content ↔ style" control moves the α and β sliders (log10 α = -t·R, log10 β = t·R); moving α or β by
+    hand moves it to t = (log10 β - log10 α) / 2R. In the browser only (no server round trip), on user input only
+    (no loops)."""
+    private = dict(queue=False, show_progress="hidden", api_visibility="private")
+    balance.input(None, inputs=balance, outputs=[alpha, beta], js=f"(t) => [-t * {span!r}, t * {span!r}]", **private)
+    from_weights = (f"(a, b) => Number((Math.round(Math.max(-1, Math.min(1, (b - a) / (2 * {span!r})))"
+                    f" / {BALANCE_STEP!r}) * {BALANCE_STEP!r}).toFixed(2))")
+    for slider in (alpha, beta):
+        slider.input(None, inputs=[alpha, beta], outputs=balance, js=from_weights, **private)
 
 
 def style_picker() -> tuple[gr.Dropdown, gr.Gallery, gr.Markdown]:
@@ -251,15 +303,24 @@ def resolve_model(model: LoadedModel | StyleTransferModel | None) -> LoadedModel
 
 
 def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.Component]:
-    """The accordions under the style: loss weights, output size, colours, a second style. Returns, in the API's
-    order: content_weight, style_weight, adversarial_weight, preserve_color, output_size, style2, style2_blend."""
-    with gr.Accordion("Loss weights α, β, λ, output size, colours", open=False, elem_id="settings"):
-        weights = [log_weight_slider("Content weight α", "higher keeps more of the photo's structure",
+    """The main "content ↔ style" control, then the accordions under it: strength, loss weights, output size,
+    colours, a second style. Returns, in the API's order: strength, content_weight, style_weight,
+    adversarial_weight, preserve_color, output_size, style2, style2_blend."""
+    balance = gr.Slider(-1.0, 1.0, value=0.0, step=BALANCE_STEP, label="Content ↔ style", elem_id="balance",
+                        info="left keeps more of your photo, right takes more of the painting (sets α and β below)")
+    with gr.Accordion("Advanced: strength, loss weights α, β, λ, output size, colours", open=False,
+                      elem_id="settings"):
+        strength = quiet_validation(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength",
+                                              info="0 keeps the photo's own look, 1 applies the style fully",
+                                              elem_id="strength"), "strength")
+        sliders = [log_weight_slider("Content weight α", "higher keeps more of the photo's structure",
                                      "content-weight", weight_min, weight_max),
                    log_weight_slider("Style weight β", "higher takes more of the style's texture",
                                      "style-weight", weight_min, weight_max),
                    log_weight_slider("Adversarial weight λ", "higher looks more like a painting",
                                      "adversarial-weight", weight_min, weight_max)]
+        weights = [weight for _, weight in sliders]
+        wire_balance(balance, sliders[0][0], sliders[1][0], balance_range(weight_min, weight_max))
         with gr.Row():
             output_size = quiet_validation(gr.Slider(
                 OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, value=OUTPUT_SIZE_DEFAULT, step=64, elem_id="output-size",
@@ -275,13 +336,14 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
                                                       label="Second style share", elem_id="style2-blend",
                                                       info="0 = first style only, 1 = second style only"),
                                             "style2_blend")
-    return [*weights, preserve_color, output_size, style2, style2_blend]
+    return [strength, *weights, preserve_color, output_size, style2, style2_blend]
 
 
 def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                examples_folder: str | Path = app_examples.DEFAULT_FOLDER) -> gr.Blocks:
-    """The Space's Blocks (queue configured): inputs on the left, the result and the button on the right, so both
-    fit a 1366x768 screen; the examples below. model=None loads CST_MODEL / the default now."""
+    """The Space's Blocks (queue configured): inputs on the left; the before/after comparison, its scores and the
+    button on the right, so all fit a 1366x768 screen; the examples below. model=None loads CST_MODEL / the default
+    now."""
     model = resolve_model(model)
     config = model.model.config
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
@@ -293,20 +355,26 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                     content = image_input("Content photo", "content-image", ["upload", "webcam", "clipboard"])
                     style = image_input("Style image", "style-image")
                 preset, gallery, credit = style_picker()
-                strength = quiet_validation(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength",
-                                                      info="0 keeps the photo's own look, 1 applies the style fully",
-                                                      elem_id="strength"), "strength")
                 settings = settings_inputs(config.weight_min, config.weight_max)
             with gr.Column(scale=2, elem_id="result-column"):
-                output = gr.Image(type="pil", format="png", label="Stylised", interactive=False, height=400,
-                                  buttons=["download", "fullscreen"], elem_id="output-image")
+                comparison = gr.ImageSlider(type="pil", format="png", interactive=False, height=360,
+                                            slider_position=COMPARISON_START, buttons=["download", "fullscreen"],
+                                            label="Before / after (drag to compare)",
+                                            elem_id="comparison")
+                scores_line = gr.Markdown(scores_markdown(None), elem_id="scores")
+                gr.Markdown(SCORES_HELP, elem_id="scores-help")
                 run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
                 gr.Markdown(model_markdown(model), elem_id="model-info")
+                # what the /stylize API returns; the page shows them through the comparison and the scores line
+                output = gr.Image(type="pil", format="png", visible=False, elem_id="output-image")
+                scores = gr.JSON(visible=False, elem_id="scores-json")
         gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],
                     label="Examples: scikit-image's sample photos in built-in styles", cache_examples=False)
         wire_style_picker(demo, style, preset, gallery, credit)
-        run.click(functools.partial(stylize, model), inputs=[content, style, strength, *settings, preset],
-                  outputs=output, api_name="stylize")
+        run.click(functools.partial(stylize, model), inputs=[content, style, *settings, preset],
+                  outputs=[output, scores], api_name="stylize", show_progress_on=comparison).success(
+            show_result, inputs=[content, output, scores], outputs=[comparison, scores_line], queue=False,
+            show_progress="hidden", api_visibility="private")
     return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=32)
 
 

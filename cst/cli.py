@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tile size in px for pictures larger than the model's working size (default: the model's, "
                         "512 for the VGG generator); smaller tiles use less memory")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON summary (inputs, outputs, failures, settings, seconds) on stdout")
+                   help="print a JSON summary (inputs, outputs, failures, settings, seconds, and each picture's "
+                        "scores: content kept and style taken in %%) on stdout")
     p.set_defaults(run=stylize_command)
     commands.add_parser("presets", help="list the built-in styles (use a name as --style)",
                         description="The built-in styles: name, title, artist, year, one a line. Each name works "
@@ -211,8 +212,9 @@ def _load_model(args: argparse.Namespace, settings: dict):
     return model, model_id
 
 
-def _stylize_to(model, photo: Path, style, settings: dict, target: Path) -> None:
-    """Stylise one photo and write it atomically; any failure is a StyleTransferError. A tiled picture shows a
+def _stylize_to(model, photo: Path, style, settings: dict, target: Path, reference=None) -> dict | None:
+    """Stylise one photo and write it atomically; with a style `reference` (cst.scores), return the picture's
+    scores {"content_kept": %, "style_taken": %}. Any failure is a StyleTransferError. A tiled picture shows a
     progress bar of its tiles."""
     bar = None
 
@@ -231,6 +233,10 @@ def _stylize_to(model, photo: Path, style, settings: dict, target: Path) -> None
         save_image_atomic(picture, target)
     except OSError as err:
         raise StyleTransferError(f"cannot write {target}: {err.strerror or err}") from None
+    if reference is None:
+        return None
+    from .scores import picture_scores
+    return picture_scores(model, photo, picture, reference).as_dict()
 
 
 def stylize_command(args: argparse.Namespace) -> int:
@@ -245,13 +251,18 @@ def stylize_command(args: argparse.Namespace) -> int:
     if settings["max_size"] is None:
         settings["max_size"] = model.config.max_size
     # The style is encoded once and reused for every photo; several styles are blended by `stylize` itself.
-    style = model.resolve_style(args.style[0] if len(args.style) == 1 else list(zip(args.style, blend)))
+    style_arg = args.style[0] if len(args.style) == 1 else list(zip(args.style, blend))
+    style = model.resolve_style(style_arg)
+    reference = None
+    if args.json:  # each picture's scores, measured against the style encoded once here (cst.scores)
+        from .scores import style_reference
+        reference = style_reference(model, style_arg)
 
     written, failed, images = [], [], []
     for photo, target in tqdm(jobs, desc="cst", unit="image", file=sys.stderr, disable=None if is_folder else True):
         t0 = time.perf_counter()
         try:
-            _stylize_to(model, photo, style, settings, target)
+            scores = _stylize_to(model, photo, style, settings, target, reference)
         except StyleTransferError as err:
             if not is_folder:
                 raise
@@ -259,7 +270,8 @@ def stylize_command(args: argparse.Namespace) -> int:
             tqdm.write(f"cst: error: {err} (skipped)", file=sys.stderr)
             continue
         written.append(str(target))
-        images.append({"input": str(photo), "output": str(target), "seconds": round(time.perf_counter() - t0, 4)})
+        images.append({"input": str(photo), "output": str(target), "scores": scores,
+                       "seconds": round(time.perf_counter() - t0, 4)})
         if not args.json:
             tqdm.write(str(target), file=sys.stdout)
 
@@ -318,7 +330,7 @@ def sheet_command(args: argparse.Namespace) -> int:
     try:
         from .eval import contact_sheet  # pulls in the evaluation's imports (scikit-image): only when needed
     except ImportError as err:
-        raise StyleTransferError(f"sheet needs the package {err.name}: pip install -r requirements.txt") from None
+        raise StyleTransferError(f"sheet needs the package {err.name}: pip install scikit-image") from None
 
     settings = _settings(args)
     target = _sheet_target(Path(args.photo), args.output)

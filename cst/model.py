@@ -314,6 +314,12 @@ class StyleTransferModel(
         """The default tile (core) size in pixels for pictures larger than `config.max_size` (cst/tiling.py)."""
         return DEFAULT_TILE[self.config.architecture]
 
+    def scores(self, photo: ImageLike, result: ImageLike, style: StyleInput, **kwargs):
+        """Content kept and style taken (0-100 %) of `result`, a stylisation of `photo` in `style`: see cst.scores
+        (`picture_scores`, whose keyword arguments this takes)."""
+        from .scores import picture_scores
+        return picture_scores(self, photo, result, style, **kwargs)
+
     @torch.no_grad()
     def stylize(self, content: ImageLike, style: StyleInput, *, strength: float = 1.0, content_weight: float = 1.0,
                 style_weight: float = 1.0, adversarial_weight: float = 1.0, preserve_color: bool = False,

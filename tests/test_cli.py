@@ -63,7 +63,8 @@ def test_single_image_with_sliders_and_json(tmp_path, files, tiny_model_dir):
     summary = json.loads(proc.stdout)
     assert summary["inputs"] == [str(files["photo"])] and summary["outputs"] == [str(files["out"])]
     assert summary["failed"] == [] and summary["seconds"] > 0
-    assert summary["settings"] == {**sliders, "preserve_color": True, "max_size": 32}
+    assert summary["settings"] == {**sliders, "preserve_color": True, "max_size": 32, "full_resolution": False,
+                                   "tile_size": None}
     assert summary["model"] == str(tiny_model_dir) and summary["styles"] == [str(files["style"])]
     # the file is the photo's size and exactly what the Python API gives for the same settings
     expected = StyleTransferModel.from_pretrained(tiny_model_dir).stylize(
@@ -71,6 +72,12 @@ def test_single_image_with_sliders_and_json(tmp_path, files, tiny_model_dir):
     assert Image.open(files["out"]).size == (53, 37)
     assert np.array_equal(pixels(files["out"]), np.asarray(expected, np.int16))
     assert sorted(p.name for p in files["out"].parent.iterdir()) == ["result.png"]  # no temporary files left
+    # each picture's scores, as the Python API gives them
+    model = StyleTransferModel.from_pretrained(tiny_model_dir)
+    [image] = summary["images"]
+    assert image["scores"] == model.scores(files["photo"], expected, files["style"]).as_dict()
+    assert set(image["scores"]) == {"content_kept", "style_taken"}
+    assert all(0.0 <= v <= 100.0 for v in image["scores"].values()) and image["scores"]["content_kept"] < 100.0
 
 
 def test_folder_of_images_with_cst_model_from_the_environment(tmp_path, write_image, files, tiny_model_dir):
@@ -89,6 +96,7 @@ def test_folder_of_images_with_cst_model_from_the_environment(tmp_path, write_im
     assert summary["outputs"] == [str(out_dir / "a.jpg"), str(out_dir / "b.PNG")]  # same names and extensions
     assert sorted(p.name for p in out_dir.iterdir()) == ["a.jpg", "b.PNG"]
     assert Image.open(out_dir / "a.jpg").format == "JPEG" and Image.open(out_dir / "b.PNG").size == (33, 47)
+    assert [set(image["scores"]) for image in summary["images"]] == [{"content_kept", "style_taken"}] * 2
 
 
 def test_folder_with_a_broken_image_writes_the_others_and_exits_1(tmp_path, write_image, files, tiny_model_dir):
@@ -121,7 +129,9 @@ def test_style_blend(tmp_path, files, tiny_model_dir):
 
 
 # -- the style is encoded once, whatever the number of photos -------------------------------------------------------
-def test_style_is_encoded_once_per_style_image(tmp_path, write_image, files, tiny_model_dir, monkeypatch, capsys):
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_style_is_encoded_once_per_style_image(json_flag, tmp_path, write_image, files, tiny_model_dir, monkeypatch,
+                                               capsys):
     for i in range(3):
         write_image(f"photos/{i}.png", 32, 32, seed=i)
     calls = {"encode_style": 0, "stylize_styles": []}
@@ -138,9 +148,10 @@ def test_style_is_encoded_once_per_style_image(tmp_path, write_image, files, tin
     monkeypatch.setattr(StyleTransferModel, "encode_style", counting_encode)
     monkeypatch.setattr(StyleTransferModel, "stylize", recording_stylize)
     code = cli.main(["stylize", str(tmp_path / "photos"), "--style", str(files["style"]), "--style",
-                     str(files["style2"]), "-o", str(tmp_path / "styled"), "--model", str(tiny_model_dir)])
+                     str(files["style2"]), "-o", str(tmp_path / "styled"), "--model", str(tiny_model_dir), *json_flag])
     assert code == 0, capsys.readouterr().err
-    assert calls["encode_style"] == 2  # once per style image, not once per photo
+    # once per style image, not once per photo (--json: once more, at the scores' size)
+    assert calls["encode_style"] == (4 if json_flag else 2)
     styles = calls["stylize_styles"]
     assert len(styles) == 3 and all(isinstance(s, dict) for s in styles) and all(s is styles[0] for s in styles)
 
