@@ -25,6 +25,7 @@ import functools
 import logging
 import math
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,8 @@ DEFAULT_MODEL_NAME = "the built-in default model (cst/default_model)"
 # long side of the result in px: the cap keeps one request to seconds on a CPU Space; photos are never upscaled
 OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, OUTPUT_SIZE_DEFAULT = 256, 1024, 512
 STYLE2_BLEND_DEFAULT = 0.5  # share of the optional second style
+FULL_RESOLUTION_MAX_MP = 16  # "Full resolution" (in tiles) up to this many megapixels: ~4000x4000, minutes on 2 cores
+PREVIEW_MAX_SIDE = 2048  # the before/after comparison shows at most this; the full picture is a download
 MAX_UPLOAD = "50mb"  # Gradio refuses bigger uploads itself; a 50 MP camera JPEG is well under this
 DEFAULT_PRESET = "starry-night"  # the built-in style the page opens with
 WEIGHT_STEP = 0.05  # the loss-weight sliders move in steps of log10(weight): 41 positions from 0.1 to 10
@@ -145,13 +148,14 @@ def quiet_validation(component: gr.components.Component, name: str) -> gr.compon
 def stylize(loaded: LoadedModel, content: str | None, style: str | None, strength: float, content_weight: float,
             style_weight: float, adversarial_weight: float, preserve_color: bool, output_size: int,
             style2: str | None = None, style2_blend: float = STYLE2_BLEND_DEFAULT, preset: str | None = None,
-            progress=gr.Progress()) -> tuple[Image.Image, dict[str, float]]:
+            full_resolution: bool = False, progress=gr.Progress()) -> tuple[Image.Image, dict[str, float]]:
     """The `/stylize` endpoint: content and style(s) are image files; returns the stylised picture and its scores,
     {"content_kept": %, "style_taken": %} (cst.scores).
 
     preset: a built-in style's name (`python -m cst presets`); when given it is used instead of `style`.
     style2_blend is the share of the optional second style (0 = only the first). The result has the content's size,
-    downscaled (with a notice) if its long side exceeds output_size.
+    downscaled (with a notice) if its long side exceeds output_size; with full_resolution, the photo's own size (up
+    to FULL_RESOLUTION_MAX_MP megapixels), stylised in tiles that share the whole picture's statistics.
     """
     if content is None:
         raise user_error("Add a content photo first.")
@@ -163,7 +167,11 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
     try:
         progress(0.0, desc="Reading images")
         photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
-        work = fit_within(photo, int(output_size))
+        if full_resolution and photo.width * photo.height > FULL_RESOLUTION_MAX_MP * 1e6:
+            raise user_error(f"Full resolution takes photos up to {FULL_RESOLUTION_MAX_MP} MP; this one is "
+                             f"{photo.width}x{photo.height} px ({photo.width * photo.height / 1e6:.0f} MP). "
+                             f"Untick it to stylise at the output size.")
+        work = photo if full_resolution else fit_within(photo, int(output_size))
         if work.size != photo.size:
             gr.Info(f"The content image is {photo.width}x{photo.height} px; it was downscaled to "
                     f"{work.width}x{work.height} (output size {int(output_size)} px).")
@@ -174,7 +182,9 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
         progress(0.2, desc="Stylising")
         picture = loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
-                                       max_size=int(output_size))
+                                       max_size=int(output_size), full_resolution=bool(full_resolution),
+                                       progress=lambda done, total: progress((done, total), desc="Stylising tiles",
+                                                                             unit="tiles"))
         progress(0.9, desc="Scoring")
         return picture, picture_scores(loaded.model, work, picture, style_reference(loaded.model, styles)).as_dict()
     except StyleTransferError as err:
@@ -189,11 +199,16 @@ def show_result(content: str | None, result: Image.Image | None, scores: dict | 
     """What the page shows after `/stylize`: the before/after comparison (the photo at the result's size, the result)
     and the scores line."""
     if content is None or result is None:
-        return None, ""
-    photo = load_image(content, "content image")
+        return None, "", gr.File(visible=False)
+    full = None
+    if max(result.size) > PREVIEW_MAX_SIDE:  # a full-resolution result: a preview here, the picture as a download
+        full = os.path.join(tempfile.mkdtemp(prefix="cst-full-"), "stylised.png")
+        result.save(full)
+        result = fit_within(result, PREVIEW_MAX_SIDE)
+    photo = fit_within(load_image(content, "content image"), max(result.size))
     if photo.size != result.size:
         photo = photo.resize(result.size, Image.LANCZOS)
-    return (photo, result), scores_markdown(scores)
+    return (photo, result), scores_markdown(scores), gr.File(full, visible=full is not None)
 
 
 def scores_markdown(scores: dict | None) -> str:
@@ -304,8 +319,8 @@ def resolve_model(model: LoadedModel | StyleTransferModel | None) -> LoadedModel
 
 def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.Component]:
     """The main "content ↔ style" control, then the accordions under it: strength, loss weights, output size,
-    colours, a second style. Returns, in the API's order: strength, content_weight, style_weight,
-    adversarial_weight, preserve_color, output_size, style2, style2_blend."""
+    colours, full resolution, a second style. Returns, in the API's order, [strength, content_weight, style_weight,
+    adversarial_weight, preserve_color, output_size, style2, style2_blend] and full_resolution (after preset)."""
     balance = gr.Slider(-1.0, 1.0, value=0.0, step=BALANCE_STEP, label="Content ↔ style", elem_id="balance",
                         info="left keeps more of your photo, right takes more of the painting (sets α and β below)")
     with gr.Accordion("Advanced: strength, loss weights α, β, λ, output size, colours", open=False,
@@ -329,6 +344,10 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
             preserve_color = gr.Checkbox(False, label="Preserve colours",
                                          info="keep the photo's colours, take only the style's texture",
                                          elem_id="preserve-color")
+        full_resolution = gr.Checkbox(False, label=f"Full resolution (up to {FULL_RESOLUTION_MAX_MP} MP)",
+                                      info="stylise at the photo's own size, in tiles that share its statistics (no "
+                                           "seams); the output size is ignored; minutes for a large photo",
+                                      elem_id="full-resolution")
     with gr.Accordion("Blend a second style", open=False, elem_id="blend"):
         with gr.Row():
             style2 = image_input("Second style (optional)", "style2-image", height=160)
@@ -336,7 +355,7 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
                                                       label="Second style share", elem_id="style2-blend",
                                                       info="0 = first style only, 1 = second style only"),
                                             "style2_blend")
-    return [strength, *weights, preserve_color, output_size, style2, style2_blend]
+    return [strength, *weights, preserve_color, output_size, style2, style2_blend], full_resolution
 
 
 def build_demo(model: LoadedModel | StyleTransferModel | None = None,
@@ -355,7 +374,7 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                     content = image_input("Content photo", "content-image", ["upload", "webcam", "clipboard"])
                     style = image_input("Style image", "style-image")
                 preset, gallery, credit = style_picker()
-                settings = settings_inputs(config.weight_min, config.weight_max)
+                settings, full_resolution = settings_inputs(config.weight_min, config.weight_max)
             with gr.Column(scale=2, elem_id="result-column"):
                 comparison = gr.ImageSlider(type="pil", format="png", interactive=False, height=360,
                                             slider_position=COMPARISON_START, buttons=["download", "fullscreen"],
@@ -368,12 +387,13 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                 # what the /stylize API returns; the page shows them through the comparison and the scores line
                 output = gr.Image(type="pil", format="png", visible=False, elem_id="output-image")
                 scores = gr.JSON(visible=False, elem_id="scores-json")
+                full_file = gr.File(label="Full-resolution result", visible=False, elem_id="full-file")
         gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],
                     label="Examples: scikit-image's sample photos in built-in styles", cache_examples=False)
         wire_style_picker(demo, style, preset, gallery, credit)
-        run.click(functools.partial(stylize, model), inputs=[content, style, *settings, preset],
+        run.click(functools.partial(stylize, model), inputs=[content, style, *settings, preset, full_resolution],
                   outputs=[output, scores], api_name="stylize", show_progress_on=comparison).success(
-            show_result, inputs=[content, output, scores], outputs=[comparison, scores_line], queue=False,
+            show_result, inputs=[content, output, scores], outputs=[comparison, scores_line, full_file], queue=False,
             show_progress="hidden", api_visibility="private")
     return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=32)
 

@@ -220,6 +220,22 @@ def test_large_content_is_downscaled_with_a_notice(client, images):
     assert any("downscaled to 256x213" in message for message in messages), messages
 
 
+def test_full_resolution_keeps_the_photos_size_in_tiles_with_progress(client, images):
+    wide = images["big"].with_name("wide.png")  # above the default model's 1024 px working size: tiled
+    with Image.open(images["big"]) as img:
+        img.resize((1100, 600)).save(wide)
+    job = _stylize(client, wide, images["style"], output_size=256, full_resolution=True)
+
+    async def progress() -> list:
+        return [unit for update in [u async for u in job] for unit in
+                [p.unit for p in (getattr(update, "progress_data", None) or [])]]
+
+    units = asyncio.run(progress())
+    with Image.open(job.result(timeout=300)[0]) as img:
+        assert img.size == (1100, 600)  # the photo's own size: output_size is ignored
+    assert "tiles" in units, units  # the progress bar counts the tiles
+
+
 @pytest.mark.skipif(WRITE_SCREENSHOT, reason="CST_WRITE_SCREENSHOT=1 starts the server without CST_MODEL")
 def test_offline_start_falls_back_to_the_default_model(server):
     with urllib.request.urlopen(f"{server}/config", timeout=10) as response:
