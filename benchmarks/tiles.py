@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 CELL = 1024  # each scikit-image photo fills a CELL x CELL square of the mosaic
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 STYLE = "starry-night"
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
