@@ -1,19 +1,25 @@
-"""Video: stylise frame streams and video files, with one style encoding and temporally smoothed statistics.
+"""Video: stylise frame streams and video files, with one style encoding and temporal consistency built in.
 
     stylizer = model.prepare("starry-night", style_weight=2.0)     # the style, encoded once per clip
     for out in stylize_frames(stylizer, frames):                  # frames: H x W x 3 uint8 arrays or PIL images
         ...                                                       # out: H x W x 3 uint8, the same size
     stylize_video(model, "in.mp4", "out.mp4", "starry-night")      # a file: same frame rate and count, sound kept
 
-Temporal consistency without training. Both generators normalise the photo somewhere (the VGG generator's AdaIN, the
-light generator's conditional instance norms). Each frame normalised by its own statistics gets its own affine map:
-a frame that barely changes (a pan, a hand moving in front of a wall) shifts every statistic a little, and the whole
-picture's colours and textures jump with it, which shows as flicker. `TemporalStatistics` hands every layer an
-exponential moving average of the statistics of the frames so far instead (measured in the same forward pass, so it
-costs nothing extra): `smoothing` 0 is each frame on its own (the image path exactly), 0.9 (the default) averages
-over about ten frames, 1 keeps the first frame's statistics. A scene cut (the frame's 16x16 thumbnail differs from
-the previous one's by more than `cut_threshold` on average) restarts the average, so a new shot does not inherit the
-old one's colours. `python -m cst.eval --video` measures the effect (warping error and flicker, cst/video_eval.py).
+Temporal consistency, without training (`VideoStylizer`; `python -m cst.eval --video` measures each lever):
+1. Running statistics. Both generators normalise the photo (the VGG generator's AdaIN, the light generator's
+   conditional instance norms). A frame normalised by its own statistics gets its own affine map, so the picture's
+   colours jump whenever the content changes a little. Every layer gets an exponential moving average of the
+   statistics of the frames so far instead, measured in the same forward pass (`smoothing` 0.9 averages over about
+   ten frames; 0 is each frame on its own, 1 keeps the first frame's).
+2. Phase alignment. The generators downsample by 4 (light) or 8 (VGG), so they are shift-equivariant only for
+   shifts that are multiples of that stride: a camera pan by 3 px a frame meets a different pixel grid in each frame
+   and its brush strokes shimmer. Each frame is padded by 0 to stride − 1 px so that the scene's accumulated global
+   shift (phase correlation with the previous frame, followed only when its peak is clear) stays on one grid phase.
+3. Motion-compensated blending. The previous output, warped along the optical flow of the input frames (OpenCV's
+   DIS), is mixed in with weight `blend` where the warped previous input matches the current one (so occlusions and
+   new content are not smeared): it removes the shimmer that neither lever above reaches (zooms, moving objects).
+A scene cut (the frame's 16x16 thumbnail differs from the previous one's by more than `cut_threshold` on average)
+starts afresh, so a new shot inherits nothing from the old one.
 
 Files (PyAV, which ships FFmpeg): frames are decoded, stylised and encoded one at a time (never the whole clip in
 memory), each keeping its timestamp, so the frame rate, a variable frame rate and the frame count are the source's;
@@ -151,7 +157,12 @@ class VideoStylizer:
             # copies: OpenCV 5's phaseCorrelate multiplies its inputs by the window in place
             (dx, dy), response = cv2.phaseCorrelate(self._small.copy(), small.copy(), self._window)
             if response >= ALIGN_RESPONSE:
-                self._motion += (dx / scale, dy / scale)
+                # the windowed estimate is biased towards 0 by ~2 %, which adds up over a pan: shift the previous
+                # frame by it and measure the small remainder (unbiased near 0)
+                moved = cv2.warpAffine(self._small, np.float32([[1, 0, dx], [0, 1, dy]]), small.shape[::-1],
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                (ex, ey), _ = cv2.phaseCorrelate(moved, small.copy(), self._window)
+                self._motion += ((dx + ex) / scale, (dy + ey) / scale)
                 moved = np.abs(self._motion - self._offset) > 0.75  # hysteresis: no flipping around x.5
                 self._offset[moved] = np.round(self._motion[moved]).astype(int)
         self._small = small
@@ -294,6 +305,8 @@ def _open_input(path: Path):
         raise StyleTransferError(f"video is a folder, not a file: {path}")
     try:
         container = av.open(str(path), "r")
+    except EOFError:
+        raise StyleTransferError(f"{path.name} ends before any video: the file is empty or cut off") from None
     except av.FFmpegError:
         raise StyleTransferError(f"{path.name} is not a video (or a format FFmpeg cannot read)") from None
     if container.format.name == "image2" or container.format.name.endswith("_pipe"):
@@ -354,8 +367,7 @@ def working_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
     """(width, height) fitted so the long side is at most `max_size`, both sides even (yuv420p), aspect kept."""
     w, h = size
     scale = min(1.0, max_size / max(w, h))
-    even = lambda v: max(MIN_SIDE, int(v * scale / 2 + 0.5) * 2)  # noqa: E731
-    return even(w), even(h)
+    return tuple(max(MIN_SIDE, int(v * scale + 1e-6) // 2 * 2) for v in (w, h))  # rounded down: never upscaled
 
 
 def check_output(path: str | os.PathLike, src: Path | None = None) -> Path:

@@ -408,9 +408,16 @@ def table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump), exit code 2 as usual."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see python -m cst.eval --video --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m cst.eval --video", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(prog="python -m cst.eval --video", description=__doc__.split("\n\n")[0],
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help="cst model folder or Hub id")
     p.add_argument("--size", type=int, default=256, help="long side (px) of the clips")
     p.add_argument("--frames", type=int, default=24, help="frames per clip")
