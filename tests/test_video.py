@@ -307,3 +307,95 @@ def test_cli_not_a_video(tmp_path, light_dir, capsys):
                      "--model", str(light_dir)]) == 2
     assert capsys.readouterr().err.strip() == "cst: error: audio.mka has no video stream (an audio-only file)"
     assert probe(write_clip(tmp_path / "ok.mkv", pan_frames(2), audio=False)).frames == 2
+
+
+# -- the Space ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def space(tmp_path_factory, light_dir):
+    """(URL, server log) of `python app.py` serving the tiny light model, offline."""
+    import os
+    import socket
+    import time
+    import urllib.request
+
+    home = tmp_path_factory.mktemp("space")
+    (home / "tmp").mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "CST_MODEL": str(light_dir), "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(home / "tmp"),
+           "OMP_NUM_THREADS": "1"}
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"app.py did not serve:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield url, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_space_video_endpoint_keeps_frames_and_sound_and_shows_progress(space, clip, tmp_path):
+    import asyncio
+
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    url, log_path = space
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    job = client.submit(clip=handle_file(str(clip)), style=None, preset="great-wave", strength=0.9,
+                        frame_size=128, api_name="/stylize_video")
+
+    async def updates() -> list:
+        return [u async for u in job]
+
+    progress = [unit for u in asyncio.run(updates()) for unit in (getattr(u, "progress_data", None) or [])]
+    result = Path(job.result(timeout=120))
+    frames, times, _ = decoded(result)
+    assert len(frames) == 12 and frames[0].shape[:2] == (64, 96)
+    assert times == pytest.approx(decoded(clip)[1], abs=1e-3)
+    assert audio_packets(result) == audio_packets(clip)
+    assert any(p.desc == "Stylising frames" and p.unit == "frames" and p.length == 12 for p in progress), progress
+
+    long_clip = write_clip(tmp_path / "long.mp4", pan_frames(2) * 61, audio=False)  # 122 frames at 12 fps
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    for path, kwargs, message in [
+            (long_clip, {"preset": "starry-night"}, "long.mp4 is 10.2 s long; the limit here is 10 s"),
+            (text, {"preset": "starry-night"}, "notes.mp4 is not a video"),
+            (clip, {}, "Pick a built-in style or add a style image first")]:
+        with pytest.raises(AppError) as caught:
+            client.predict(clip=handle_file(str(path)), style=None, api_name="/stylize_video", **kwargs)
+        assert message in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_webcam_frames_share_one_stream_until_the_settings_change(light):
+    from cst import space_video
+
+    frames = pan_frames(3, size=(320, 240))
+    settings = dict(style=None, strength=1.0, content_weight=1.0, style_weight=1.0, adversarial_weight=1.0,
+                    preserve_color=False, preset="starry-night")
+    out, state = space_video.stylize_webcam(light, frames[0], None, **settings)
+    assert out.shape == (192, 256, 3) and state.video.frames == 1  # fitted to WEBCAM_SIZE
+    out, again = space_video.stylize_webcam(light, frames[1], state, **settings)
+    assert again is state and state.video.frames == 2  # the same stream: statistics and alignment carry on
+    _, changed = space_video.stylize_webcam(light, frames[2], state, **{**settings, "style_weight": 3.0})
+    assert changed is not state and changed.video.frames == 1  # new sliders: the style is prepared again
+    assert space_video.stylize_webcam(light, None, state, **settings) == (None, state)
