@@ -391,13 +391,17 @@ def stylize_video(model, src: str | os.PathLike, dst: str | os.PathLike, style, 
                   notice: Callable[[str], None] | None = None) -> dict:
     """Stylise the video file `src` into `dst` (see the module docstring). `style` is anything `model.prepare`
     takes (an image, a preset name, statistics, a blend) or a prepared `Stylizer` (the sliders are then its own).
-    max_size: long side of the frames in px (default DEFAULT_MAX_SIZE; larger frames are downscaled, with a notice).
+    max_size: long side of the frames in px, up to the model's working size (default DEFAULT_MAX_SIZE, or the
+    model's working size if smaller); larger frames are downscaled, with a notice.
     max_seconds: refuse longer clips. progress(done, total) after each frame (total None when unknown); notice(text)
     receives one-line notes (downscaling). Returns a summary: frames, fps, size, audio, notes."""
     av = _av()
     src = Path(src)
     dst = check_output(dst, src)
-    max_size = check_max_size(max_size, "max_size") or DEFAULT_MAX_SIZE
+    max_size = check_max_size(max_size, "max_size") or min(DEFAULT_MAX_SIZE, model.config.max_size)
+    if max_size > model.config.max_size:  # frames are stylised whole (no tiles): the model's working size at most
+        raise StyleTransferError(f"video frames are at most the model's working size, {model.config.max_size} px: "
+                                 f"a max size of {max_size} is too large")
     if isinstance(style, Stylizer):
         stylizer = style
     else:

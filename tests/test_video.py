@@ -209,6 +209,8 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, light):
         assert not (tmp_path / "out").exists() or leftovers(tmp_path / "out") == [], name
     with pytest.raises(StyleTransferError, match="cannot write videos named out.avi"):
         stylize_video(light, tmp_path / "notes.mp4", tmp_path / "out.avi", "starry-night")
+    with pytest.raises(StyleTransferError, match="video frames are at most the model's working size, 128 px: a max size of 200 is too large"):
+        stylize_video(light, tmp_path / "notes.mp4", tmp_path / "out.mp4", "starry-night", max_size=200)
 
 
 # -- frame streams --------------------------------------------------------------------------------------------------
@@ -235,10 +237,16 @@ def test_a_scene_cut_starts_afresh(light):
 
 
 def test_the_onnx_path_matches_torch(light, monkeypatch):
+    from cst.engines import OnnxEngine
+
     frames = pan_frames(5)
-    fast = list(stylize_frames(light.prepare("the-scream"), frames))
+    video = VideoStylizer(light.prepare("the-scream"))
+    fast = [video(f) for f in frames]
+    assert isinstance(video._engine, OnnxEngine)  # light models run the smoothed ONNX graph
     monkeypatch.setenv("CST_ENGINE", "torch")
-    slow = list(stylize_frames(light.prepare("the-scream"), frames))
+    video = VideoStylizer(light.prepare("the-scream"))
+    slow = [video(f) for f in frames]
+    assert video._engine is False
     for a, b in zip(fast, slow):
         assert np.abs(a.astype(int) - b).max() <= 2
 
