@@ -391,9 +391,10 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
         gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],
                     label="Examples: scikit-image's sample photos in built-in styles", cache_examples=False)
         # the video and webcam tabs (cst/space_video.py) share the style and the sliders above
-        space_video.video_tabs(model, style=style, preset=preset, strength=strength, content_weight=settings[0],
-                               style_weight=settings[1], adversarial_weight=settings[2], preserve_color=settings[3],
-                               style2=settings[5], style2_blend=settings[6])
+        strength, content_weight, style_weight, adversarial_weight, preserve_color, _, style2, style2_blend = settings
+        space_video.video_tabs(model, style=style, preset=preset, strength=strength, content_weight=content_weight,
+                               style_weight=style_weight, adversarial_weight=adversarial_weight,
+                               preserve_color=preserve_color, style2=style2, style2_blend=style2_blend)
         wire_style_picker(demo, style, preset, gallery, credit)
         run.click(functools.partial(stylize, model), inputs=[content, style, *settings, preset, full_resolution],
                   outputs=[output, scores], api_name="stylize", show_progress_on=comparison).success(
