@@ -70,6 +70,9 @@ def stylize_clip(model, clip: str | None, style: str | None, strength: float, co
     try:
         size = frontend.check_max_size(int(frontend.check_number(frame_size, "frame_size", low=VIDEO_SIZE_MIN,
                                                                  high=VIDEO_SIZE_MAX)), "frame_size")
+        if size > model.config.max_size:  # this model's working size: frames are stylised whole
+            gr.Info(f"Frames are stylised at {model.config.max_size} px at most with this model.")
+            size = model.config.max_size
         stylizer, sliders = _prepare(model, style, preset, strength, content_weight, style_weight,
                                      adversarial_weight, preserve_color, style2, style2_blend)
         notice = frontend.clamp_notice(sliders, model.config.weight_min, model.config.weight_max)
