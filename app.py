@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 import app_examples
-from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend, presets
+from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend, presets, space_video
 from cst.imageio import fit_within, load_image
 from cst.scores import picture_scores, style_reference
 
@@ -390,6 +390,11 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                 full_file = gr.File(label="Full-resolution result", visible=False, elem_id="full-file")
         gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],
                     label="Examples: scikit-image's sample photos in built-in styles", cache_examples=False)
+        # the video and webcam tabs (cst/space_video.py) share the style and the sliders above
+        strength, content_weight, style_weight, adversarial_weight, preserve_color, _, style2, style2_blend = settings
+        space_video.video_tabs(model, style=style, preset=preset, strength=strength, content_weight=content_weight,
+                               style_weight=style_weight, adversarial_weight=adversarial_weight,
+                               preserve_color=preserve_color, style2=style2, style2_blend=style2_blend)
         wire_style_picker(demo, style, preset, gallery, credit)
         run.click(functools.partial(stylize, model), inputs=[content, style, *settings, preset, full_resolution],
                   outputs=[output, scores], api_name="stylize", show_progress_on=comparison).success(

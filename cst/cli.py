@@ -4,6 +4,7 @@
     python -m cst presets                                            # the built-in styles, one a line
     python -m cst sheet PHOTO -o sheet.jpg [sliders]                 # PHOTO in every built-in style, one picture
     python -m cst export-onnx [MODEL] -o model.onnx [--int8] [--no-style]   (see cst/engines.py for the graphs)
+    python -m cst video CLIP --style STYLE -o OUT.mp4 [sliders] [--smoothing S] [--blend B]   (see cst/video.py)
 
 CONTENT is a photo or a folder. For a folder, every image directly inside it (suffixes in
 `cst.imageio.IMAGE_SUFFIXES`, not recursive) is stylised into the folder -o names, under the same file name and
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "wherever a style image does.").set_defaults(run=presets_command)
     _add_sheet_parser(commands)
     _add_export_parser(commands)
+    _add_video_parser(commands)
     return parser
 
 
@@ -131,6 +133,38 @@ def _add_export_parser(commands) -> None:
                                                        ".int8.onnx; not faster on every CPU, see cst/engines.py)")
     p.add_argument("--no-style", action="store_true", help="skip the style graph")
     p.set_defaults(run=export_onnx_command)
+
+
+def _add_video_parser(commands) -> None:
+    from .video import CUT_THRESHOLD, DEFAULT_BLEND, DEFAULT_MAX_SIZE, DEFAULT_SMOOTHING, VIDEO_SUFFIXES
+
+    p = commands.add_parser(
+        "video", help="stylise a video clip (sound kept, frame rate and count kept)",
+        description="Stylise every frame of CLIP in the style of --style and write OUT: the same frame rate and "
+                    "frame count, the sound copied unchanged, the rotation applied, H.264 in "
+                    f"{'/'.join(VIDEO_SUFFIXES)}, written atomically. The style is encoded once; consecutive frames "
+                    "share running normalisation statistics, are aligned to the scene's global motion and blended "
+                    "along the optical flow, so what barely changes does not flicker (see cst/video.py).")
+    p.add_argument("clip", metavar="CLIP", help="the video file")
+    p.add_argument("--style", action="append", required=True, metavar="STYLE",
+                   help="style image, or a built-in style name (see 'presets'); repeat to blend several styles")
+    p.add_argument("--style-blend", metavar="W1,W2,...",
+                   help="one weight per --style, comma-separated, normalised to sum 1 (default: equal weights)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="the stylised video (.mp4, .mov, .m4v, .mkv)")
+    _add_settings_arguments(p, f"long side in px of the frames (default {DEFAULT_MAX_SIZE}); larger frames are "
+                               f"downscaled, with a note")
+    p.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="S",
+                   help=f"weight of the running average of the normalisation statistics across frames, 0-1: 0 = "
+                        f"each frame on its own, 1 = the first frame's (default {DEFAULT_SMOOTHING:g})")
+    p.add_argument("--blend", type=float, default=DEFAULT_BLEND, metavar="B",
+                   help=f"weight of the previous stylised frame, warped along the motion, 0-0.95: 0 = off "
+                        f"(default {DEFAULT_BLEND:g})")
+    p.add_argument("--no-align", action="store_true",
+                   help="do not shift frames onto the network's pixel grid along a camera pan")
+    p.add_argument("--cut-threshold", type=float, default=CUT_THRESHOLD, metavar="T",
+                   help=f"a frame this different from the previous one (mean |Δ| of 16x16 thumbnails, 0-1) starts "
+                        f"afresh, as after a scene cut (default {CUT_THRESHOLD:g})")
+    p.set_defaults(run=video_command)
 
 
 def _style_blend(text: str | None, num_styles: int) -> list[float]:
@@ -373,6 +407,41 @@ def export_onnx_command(args: argparse.Namespace) -> int:
         raise StyleTransferError(f"cannot write {out}: {err.strerror or err}") from None
     for path in written:
         print(path)
+    return 0
+
+
+def video_command(args: argparse.Namespace) -> int:
+    """`video`: check everything cheap, load the model, encode the style once, stream the frames through."""
+    from .video import check_output, probe, stylize_video
+
+    settings = _settings(args)
+    blend = _style_blend(args.style_blend, len(args.style))
+    temporal = {"smoothing": check_number(args.smoothing, "--smoothing", low=0.0, high=1.0),
+                "blend": check_number(args.blend, "--blend", low=0.0, high=0.95),
+                "cut_threshold": check_number(args.cut_threshold, "--cut-threshold", low=0.0),
+                "align": not args.no_align}
+    clip = Path(args.clip)
+    target = check_output(args.output, clip)
+    _check_writable(target.parent)
+    info = probe(clip)  # not a video, no frames, audio only: said before the model loads
+
+    model, _ = _load_model(args, settings)
+    style = model.resolve_style(args.style[0] if len(args.style) == 1 else list(zip(args.style, blend)))
+    stylizer = model.prepare(style, strength=settings["strength"], content_weight=settings["content_weight"],
+                             style_weight=settings["style_weight"], adversarial_weight=settings["adversarial_weight"],
+                             preserve_color=settings["preserve_color"])
+    bar = tqdm(total=info.frames, desc=clip.name, unit="frame", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        summary = stylize_video(model, clip, target, stylizer, max_size=settings["max_size"], progress=progress,
+                                notice=lambda text: tqdm.write(f"cst: note: {text}", file=sys.stderr), **temporal)
+    finally:
+        bar.close()
+    sound = f", sound ({summary['audio']}) copied" if summary["audio"] else ", no sound"
+    print(f"{target}  ({summary['frames']} frames, {summary['size'][0]}x{summary['size'][1]}{sound})")
     return 0
 
 

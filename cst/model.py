@@ -225,13 +225,18 @@ class StyleTransferModel(
 
     def fuse(self, feats: dict[str, torch.Tensor], style: F_.StyleStats, strength: torch.Tensor | float = 1.0,
              content_stats: F_.StyleStats | None = None) -> dict[str, torch.Tensor]:
-        """vgg only: AdaIN at each layer; `content_stats` (e.g. of a thumbnail) replaces each feature map's own."""
+        """vgg only: AdaIN at each layer; `content_stats` (e.g. of a thumbnail) replaces each feature map's own, or
+        is a callable (layer, own (mean, std)) -> (mean, std) that decides per layer (video: a running average)."""
         fused = {}
         for layer, f in feats.items():
             mean, std = style[layer]
+            if callable(content_stats):
+                stats = content_stats(layer, F_.calc_mean_std(f))
+            else:
+                stats = content_stats[layer] if content_stats is not None else None
             fused[layer] = F_.adaptive_instance_normalization(
                 f, mean.expand(f.shape[0], -1, -1, -1), std.expand(f.shape[0], -1, -1, -1), strength,
-                content_stats=content_stats[layer] if content_stats is not None else None)
+                content_stats=stats)
         return fused
 
     def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
@@ -239,7 +244,8 @@ class StyleTransferModel(
         """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
         strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output).
         norm_stats: the normalisation statistics from outside (`Stylizer.statistics` of a thumbnail of the whole
-        picture, or of earlier video frames) instead of the content's own: light, per norm layer; vgg, per VGG layer."""
+        picture, or of earlier video frames) instead of the content's own: light, per norm layer; vgg, per VGG layer;
+        or a callable (layer, own (mean, std)) -> (mean, std) that blends them in the same pass (cst/video.py)."""
         assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
         assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
         h, w = content.shape[2:]
