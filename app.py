@@ -38,6 +38,12 @@ DEFAULT_MODEL_NAME = "the built-in default model (cst/default_model)"
 OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, OUTPUT_SIZE_DEFAULT = 256, 1024, 512
 STYLE2_BLEND_DEFAULT = 0.5  # share of the optional second style
 MAX_UPLOAD = "50mb"  # Gradio refuses bigger uploads itself; a 50 MP camera JPEG is well under this
+# requests waiting beyond the ones running; one more is refused at once (gradio_client: QueueError "Queue is full!
+# Please try again.") instead of waiting without end
+QUEUE_SIZE = int(os.environ.get("CST_QUEUE_SIZE", "32"))
+# uploads and results live in Gradio's cache folder (tempfile.gettempdir()/gradio, or GRADIO_TEMP_DIR); the files
+# this app made are deleted once they are this old (looked for four times as often), all of them when it stops
+CACHE_MAX_AGE_S = int(os.environ.get("CST_CACHE_MAX_AGE_S", "3600"))
 DEFAULT_PRESET = "starry-night"  # the built-in style the page opens with
 WEIGHT_STEP = 0.05  # the loss-weight sliders move in steps of log10(weight): 41 positions from 0.1 to 10
 # the loss-weight sliders hold log10(weight); this turns a position into the weight the hidden API input carries
@@ -148,11 +154,14 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         raise user_error("Pick a built-in style or add a style image first.")
     try:
         progress(0.0, desc="Reading images")
+        # NaN passes Gradio's range check (every comparison with it is false): check it here, as a number
+        output_size = int(frontend.check_number(output_size, "output_size", low=OUTPUT_SIZE_MIN,
+                                                high=OUTPUT_SIZE_MAX))
         photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
-        work = fit_within(photo, int(output_size))
+        work = fit_within(photo, output_size)
         if work.size != photo.size:
             gr.Info(f"The content image is {photo.width}x{photo.height} px; it was downscaled to "
-                    f"{work.width}x{work.height} (output size {int(output_size)} px).")
+                    f"{work.width}x{work.height} (output size {output_size} px).")
         sliders = frontend.check_sliders(strength, content_weight, style_weight, adversarial_weight)
         notice = frontend.clamp_notice(sliders, loaded.model.config.weight_min, loaded.model.config.weight_max)
         if notice:
@@ -160,7 +169,7 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
         progress(0.2, desc="Stylising")
         return loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
-                                    max_size=int(output_size))
+                                    max_size=output_size)
     except StyleTransferError as err:
         raise user_error(str(err)) from None
     except Exception as err:  # anything else (e.g. out of memory): say so plainly and keep serving
@@ -284,7 +293,7 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
     fit a 1366x768 screen; the examples below. model=None loads CST_MODEL / the default now."""
     model = resolve_model(model)
     config = model.model.config
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(max(1, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)) as demo:
         gr.Markdown(f"## {TITLE}\nRepaint a photo in the style of a painting while keeping its structure: add a "
                     "photo, pick a painting (or upload your own style), press **Stylize**.", elem_id="header")
         with gr.Row(equal_height=False):
@@ -307,7 +316,7 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
         wire_style_picker(demo, style, preset, gallery, credit)
         run.click(functools.partial(stylize, model), inputs=[content, style, strength, *settings, preset],
                   outputs=output, api_name="stylize")
-    return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=32)
+    return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=QUEUE_SIZE)
 
 
 def main() -> None:
@@ -317,7 +326,9 @@ def main() -> None:
     log.info("serving %s", loaded.name)
     # the queue runs concurrency_limit() requests at once; share the cores between them instead of oversubscribing
     torch.set_num_threads(max(1, usable_cpus() // concurrency_limit()))
-    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS)
+    # show_error: Gradio's own refusals (e.g. a file path the caller did not upload) reach the caller as their
+    # message instead of an empty error; cst's own errors are gr.Error and show anyway
+    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS, show_error=True)
 
 
 if __name__ == "__main__":
