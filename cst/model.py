@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Sequence, Union
@@ -86,6 +87,9 @@ class StyleTransferConfig:
             raise StyleTransferError(f"config: need 0 < weight_min < weight_max, got {self.weight_min}, {self.weight_max}")
         if self.style_size < 16 or self.max_size < 16:
             raise StyleTransferError("config: style_size and max_size must be at least 16")
+        if self.condition_dim < 1 or self.style_embedding_dim < 1:
+            raise StyleTransferError(f"config: condition_dim and style_embedding_dim must be positive, got "
+                                     f"{self.condition_dim}, {self.style_embedding_dim}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "StyleTransferConfig":
@@ -96,11 +100,39 @@ class StyleTransferConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StyleTransferError(f"config.json has unknown keys {unknown}; this is not a cst {cls.__name__}")
+        for field in fields(cls):  # JSON types as the defaults' (a "8" or 8.5 for a width fails deep inside torch)
+            if field.name in data and not _json_type_ok(data[field.name], field.default):
+                raise StyleTransferError(f"config.json: {field.name} must be {_json_type_name(field.default)}, "
+                                         f"got {reprlib.repr(data[field.name])}")
         data = {"architecture": "vgg", **data}  # folders saved before the light generator existed
         try:
             return cls(**data)
         except TypeError as err:
             raise StyleTransferError(f"config.json: {err}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type_ok(value, default) -> bool:
+    """Whether a config.json value has the type of the field's default (bool, int, finite number, str, int list)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return _is_int(value)
+    if isinstance(default, float):
+        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)  # tuple[int, ...]
+
+
+def _json_type_name(default) -> str:
+    for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a finite number"), (str, "a string")):
+        if isinstance(default, kind):
+            return name
+    return f"a list of {len(default)} integers"
 
 
 class FiLM(nn.Module):
