@@ -11,11 +11,12 @@ What it does and checks:
    named .jpg, truncated PNG, a 1x1 picture, a decompression bomb). Every good request must come back as a picture of
    its size (no failure at all), every bad one as an error message (not a crash, not a hang). Latency is the
    client's wall time per request (upload, queue, stylise, download): p50 and p95 of the good ones.
-2. memory: the server's resident set (VmRSS) after a warm-up, after the mixed load, and its peak (VmHWM); the
-   growth across the load must stay under --max-growth-mb.
+2. memory: the server's resident set (VmRSS) after a warm-up (one request a visitor), after the mixed load, and its
+   peak (VmHWM); the growth across the load must stay under --max-growth-mb.
 3. the bounded queue: one burst of more requests at once than the queue holds (--queue-size waiting, plus the ones
-   running): the ones over capacity get gradio_client's QueueError ("Queue is full! Please try again.", from the
-   server's HTTP 503) within seconds, not a timeout; the others get their pictures.
+   running): the ones over capacity get gradio_client's QueueError ("Queue is full! Please try again."), not a
+   timeout, and the others their pictures; meanwhile a request sent as plain HTTP (files uploaded beforehand) times
+   the server's own answer: HTTP 503 "Queue is full", at once (milliseconds on an idle machine).
 4. uploads: every uploaded file lands in Gradio's cache folder under the server's TMPDIR (nowhere else), and the
    files of this run are gone once the server has stopped (Gradio's delete_cache, see app.py); with --cache-age the
    periodic sweep is shown too.
@@ -77,12 +78,13 @@ def running_space(home: Path, env: dict[str, str] | None = None, startup_timeout
     port = free_port()
     full_env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
                 "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"), "GRADIO_ANALYTICS_ENABLED": "False",
-                "TMPDIR": str(home / "tmp"), "OMP_NUM_THREADS": "1", **(env or {})}
+                "TMPDIR": str(home / "tmp"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("GRADIO_TEMP_DIR", None)
     log_path = home / "server.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log:  # SIGINT as Ctrl-C (a shell's background job would inherit it ignored)
         process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=full_env, stdout=log,
-                                   stderr=subprocess.STDOUT)
+                                   stderr=subprocess.STDOUT, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                                              signal.SIG_DFL))
     space = Space(f"http://127.0.0.1:{port}", process, log_path, home / "tmp")
     try:
         deadline = time.monotonic() + startup_timeout_s
@@ -103,9 +105,9 @@ def running_space(home: Path, env: dict[str, str] | None = None, startup_timeout
         stop_space(space)
 
 
-def stop_space(space: Space, timeout_s: float = 30) -> None:
+def stop_space(space: Space, timeout_s: float = 30) -> bool:
     """Ctrl-C (SIGINT): Gradio closes the server and deletes the files this app put in its cache. SIGKILL if it
-    hangs."""
+    hangs; returns whether it stopped by itself."""
     if space.process.poll() is None:
         space.process.send_signal(signal.SIGINT)
         try:
@@ -113,6 +115,8 @@ def stop_space(space: Space, timeout_s: float = 30) -> None:
         except subprocess.TimeoutExpired:
             space.process.kill()
             space.process.wait()
+            return False
+    return True
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -258,6 +262,30 @@ def burst(handles: list, upload: Upload, style: Path) -> list[Result]:
     return together(handles, lambda client: [request(client, upload, style)])
 
 
+def upload(url: str, path: Path) -> dict:
+    """Upload a file as the page does; returns the FileData the API takes."""
+    import httpx
+
+    with open(path, "rb") as f:
+        response = httpx.post(f"{url}/gradio_api/upload", files={"files": (path.name, f)}, timeout=60)
+    response.raise_for_status()
+    return {"path": response.json()[0], "meta": {"_type": "gradio.FileData"}}
+
+
+def join_now(url: str, content: dict, style: dict) -> tuple[int, float, str]:
+    """One /stylize request as plain HTTP with files already uploaded: (HTTP status, seconds to the answer, its text).
+    What the server itself answers when the queue is full, without a client's uploads in the timing."""
+    import json
+
+    import httpx
+
+    body = json.dumps({"data": [content, style, 1.0, 1.0, 1.0, 1.0, False, OUTPUT_SIZE, None, 0.5, None]})
+    t0 = time.perf_counter()
+    response = httpx.post(f"{url}/gradio_api/call/stylize", content=body, timeout=60,
+                          headers={"content-type": "application/json"})
+    return response.status_code, time.perf_counter() - t0, response.text[:200]
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, max(0, round(q / 100 * len(values) + 0.5) - 1))]  # nearest rank
@@ -311,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="CST_CACHE_MAX_AGE_S for the server (default: app.py's, an hour)")
     parser.add_argument("--max-growth-mb", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clients-nice", type=int, default=10,
+                        help="niceness of this process (the visitors) once the server runs: visitors are on other "
+                             "machines; on the server's own cores they would take the CPU it needs to answer")
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="cst-load-"))
@@ -330,10 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[tuple[str, bool]] = []
     t0 = time.monotonic()
     with running_space(home / "server", env) as space:
+        os.nice(args.clients_nice)
         cpus = len(os.sched_getaffinity(space.process.pid))
         print(f"server: pid {space.process.pid}, {cpus} CPU(s) it may use, started in {time.monotonic() - t0:.0f} s; "
-              f"model: {args.model}; queue: {args.queue_size} waiting")
-        run_load(space.url, 2, 2, goods, bads, style, seed=args.seed + 1)  # warm-up: first calls, caches
+              f"model: {args.model}; queue: {args.queue_size} waiting; the visitors run at nice {os.nice(0)}")
+        # warm-up: one request a visitor (every thread of the server's pool and every picture size used once)
+        run_load(space.url, args.clients, 1, goods, bads, style, seed=args.seed + 1, bad_share=0)
         before = memory_mb(space.process.pid)
         t0 = time.monotonic()
         results = run_load(space.url, args.clients, args.requests, goods, bads, style, seed=args.seed)
@@ -358,14 +391,29 @@ def main(argv: list[str] | None = None) -> int:
 
         over = args.queue_size + 16
         small = next(u for u in goods if u.size == SIZES[1])
-        answers = burst(clients(space.url, over), small, style)
+        probe = upload(space.url, small.path), upload(space.url, style)
+        visitors = clients(space.url, over)
+        answers: list[Result] = []
+        thread = threading.Thread(target=lambda: answers.extend(burst(visitors, small, style)))
+        thread.start()
+        status, seconds, text = 0, 0.0, ""
+        while thread.is_alive() and status != 503:  # the server's own answer while the queue is full
+            status, seconds, text = join_now(space.url, *probe)
+            time.sleep(0.2)
+        thread.join()
         busy = [r for r in answers if r.outcome == "busy"]
         served = [r for r in answers if r.ok]
-        print(f"burst of {over} at once (queue {args.queue_size}): {len(busy)} busy answers (gradio_client: "
-              f"{busy[0].detail if busy else '-'}) after at most {max((r.seconds for r in busy), default=0):.1f} s; "
-              f"{len(served)} pictures; other: {len(answers) - len(busy) - len(served)}")
-        checks += [("over capacity gets a busy answer within 10 s", bool(busy) and max(r.seconds for r in busy) < 10),
-                   ("every burst request got a picture or a busy answer", len(busy) + len(served) == len(answers))]
+        other = [r for r in answers if r.outcome != "busy" and not r.ok]
+        print(f"burst of {over} at once (queue {args.queue_size}): {len(busy)} busy answers (gradio_client raises "
+              f"{busy[0].detail if busy else '-'}; {max((r.seconds for r in busy), default=0):.1f} s at most, its "
+              f"uploads included), {len(served)} pictures, {len(other)} other")
+        for r in other:
+            print(f"  other: {r.outcome} after {r.seconds:.1f} s: {r.detail}")
+        print(f"  the server's answer to a request while the queue is full: HTTP {status} in {seconds * 1000:.0f} ms: "
+              f"{text}")
+        checks += [("over capacity gets a busy answer (the server: HTTP 503 within 5 s)", bool(busy) and status == 503
+                    and seconds < 5),
+                   ("every burst request got a picture or a busy answer", not other)]
         uploaded = cache_files(space)
         outside = files_outside_the_cache(space)
         print(f"uploads: {len(uploaded)} files of this run in Gradio's cache ({space.gradio_cache}); "
@@ -378,10 +426,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"after the sweep (files older than {args.cache_age} s): {len(cache_files(space))} left")
             checks.append(("the periodic sweep removes old uploads", not cache_files(space)))
         peak = memory_mb(space.process.pid)["peak"]
-        stop_space(space)
+        t0 = time.monotonic()
+        clean = stop_space(space, timeout_s=120)
     left = cache_files(space)
-    print(f"after the server stopped: {len(left)} upload files left in its cache; peak RSS of the server {peak:.0f} MB")
-    checks.append(("uploads removed when the server stops", not left))
+    print(f"after the server stopped ({'by itself, in' if clean else 'killed after'} {time.monotonic() - t0:.0f} s): "
+          f"{len(left)} upload files left in its cache; peak RSS of the server {peak:.0f} MB")
+    checks.append(("uploads removed when the server stops", clean and not left))
     for name, ok in checks:
         print(f"  [{'ok' if ok else 'FAILED'}] {name}")
     return 0 if all(ok for _, ok in checks) else 1
