@@ -20,6 +20,7 @@ tests/test_train.py runs a short version of this (three kills, and one of the tw
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -178,21 +179,30 @@ def process_table() -> dict[int, tuple[int, str]]:
     return table
 
 
-def kill_tree(root: int) -> None:
-    """SIGKILL a process and all its descendants at once, as a machine that dies would (torchrun starts its workers
-    in sessions of their own, so its process group is not enough), and wait until none is left running."""
-    table = process_table()
+def process_tree(root: int, table: dict[int, tuple[int, str]] | None = None) -> set[int]:
+    """A process and all its descendants."""
+    table = process_table() if table is None else table
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, (ppid, _) in table.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier += children
+    return tree
+
+
+def kill_tree(root: int, known: set[int] = frozenset()) -> None:
+    """SIGKILL a process and all its descendants at once, as a machine that dies would (torchrun starts its workers
+    in sessions of their own, so its process group is not enough), and wait until none is left running. `known`:
+    the tree as last seen, killed first (no time lost listing /proc at the moment that matters)."""
+    tree = set(known) | {root}
     for pid in tree:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    tree |= process_tree(root)  # anything started since it was last seen
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     while True:
         table = process_table()
         if all(table.get(pid, (0, "Z"))[1] == "Z" for pid in tree):  # gone, or a zombie (holds nothing)
@@ -207,7 +217,7 @@ def run_until_killed(cmd: list[str], env: dict, out: Path, kill: Kill, log: Path
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    started = time.monotonic()
+    started, tree, tree_seen = time.monotonic(), {proc.pid}, 0.0
     while hit is None:
         if proc.poll() is not None:
             return {"kill": str(kill), "hit": f"nothing: the run ended first (exit {proc.returncode})",
@@ -227,8 +237,10 @@ def run_until_killed(cmd: list[str], env: dict, out: Path, kill: Kill, log: Path
             if partial and len(seen_saves) >= int(kill.amount):
                 hit = f"while writing {partial[-1].name[len('.tmp-'):]}"
         if hit is None:
+            if now - tree_seen > 0.25:  # torchrun's workers, known before the moment comes
+                tree, tree_seen = process_tree(proc.pid), now
             time.sleep(POLL_S)
-    kill_tree(proc.pid)
+    kill_tree(proc.pid, tree)
     proc.wait()
     return {"kill": str(kill), "hit": hit, "inside_save": bool(partial_checkpoints(out))}
 
