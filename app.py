@@ -21,6 +21,7 @@ cst.scores); the page shows them beside the comparison.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import math
@@ -48,6 +49,12 @@ STYLE2_BLEND_DEFAULT = 0.5  # share of the optional second style
 FULL_RESOLUTION_MAX_MP = 16  # "Full resolution" (in tiles) up to this many megapixels: ~4000x4000, minutes on 2 cores
 PREVIEW_MAX_SIDE = 2048  # the before/after comparison shows at most this; the full picture is a download
 MAX_UPLOAD = "50mb"  # Gradio refuses bigger uploads itself; a 50 MP camera JPEG is well under this
+# requests waiting beyond the ones running; one more is refused at once (gradio_client: QueueError "Queue is full!
+# Please try again.") instead of waiting without end
+QUEUE_SIZE = int(os.environ.get("CST_QUEUE_SIZE", "32"))
+# uploads and results live in Gradio's cache folder (tempfile.gettempdir()/gradio, or GRADIO_TEMP_DIR); the files
+# this app made are deleted once they are this old (looked for four times as often), all of them when it stops
+CACHE_MAX_AGE_S = int(os.environ.get("CST_CACHE_MAX_AGE_S", "3600"))
 DEFAULT_PRESET = "starry-night"  # the built-in style the page opens with
 WEIGHT_STEP = 0.05  # the loss-weight sliders move in steps of log10(weight): 41 positions from 0.1 to 10
 # the loss-weight sliders hold log10(weight); this turns a position into the weight the hidden API input carries
@@ -166,15 +173,18 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         raise user_error("Pick a built-in style or add a style image first.")
     try:
         progress(0.0, desc="Reading images")
+        # NaN passes Gradio's range check (every comparison with it is false): check it here, as a number
+        output_size = int(frontend.check_number(output_size, "output_size", low=OUTPUT_SIZE_MIN,
+                                                high=OUTPUT_SIZE_MAX))
         photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
         if full_resolution and photo.width * photo.height > FULL_RESOLUTION_MAX_MP * 1e6:
             raise user_error(f"Full resolution takes photos up to {FULL_RESOLUTION_MAX_MP} MP; this one is "
                              f"{photo.width}x{photo.height} px ({photo.width * photo.height / 1e6:.0f} MP). "
                              f"Untick it to stylise at the output size.")
-        work = photo if full_resolution else fit_within(photo, int(output_size))
+        work = photo if full_resolution else fit_within(photo, output_size)
         if work.size != photo.size:
             gr.Info(f"The content image is {photo.width}x{photo.height} px; it was downscaled to "
-                    f"{work.width}x{work.height} (output size {int(output_size)} px).")
+                    f"{work.width}x{work.height} (output size {output_size} px).")
         sliders = frontend.check_sliders(strength, content_weight, style_weight, adversarial_weight)
         notice = frontend.clamp_notice(sliders, loaded.model.config.weight_min, loaded.model.config.weight_max)
         if notice:
@@ -182,7 +192,7 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
         progress(0.2, desc="Stylising")
         picture = loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
-                                       max_size=int(output_size), full_resolution=bool(full_resolution),
+                                       max_size=output_size, full_resolution=bool(full_resolution),
                                        progress=lambda done, total: progress((done, total), desc="Stylising tiles",
                                                                              unit="tiles"))
         progress(0.9, desc="Scoring")
@@ -193,6 +203,8 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         log.exception("stylize failed")  # our problem: the traceback goes to the log once, here
         raise gr.Error(f"Stylisation failed ({type(err).__name__}). Try a smaller output size.",
                        print_exception=False) from None
+    finally:
+        release_freed_memory()
 
 
 def show_result(content: str | None, result: Image.Image | None, scores: dict | None):
@@ -365,7 +377,7 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
     now."""
     model = resolve_model(model)
     config = model.model.config
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(max(1, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)) as demo:
         gr.Markdown(f"## {TITLE}\nRepaint a photo in the style of a painting while keeping its structure: add a "
                     "photo, pick a painting (or upload your own style), press **Stylize**.", elem_id="header")
         with gr.Row(equal_height=False):
@@ -400,17 +412,45 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                   outputs=[output, scores], api_name="stylize", show_progress_on=comparison).success(
             show_result, inputs=[content, output, scores], outputs=[comparison, scores_line, full_file], queue=False,
             show_progress="hidden", api_visibility="private")
-    return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=32)
+    return demo.queue(default_concurrency_limit=concurrency_limit(), max_size=QUEUE_SIZE)
+
+
+def _glibc():
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """What MALLOC_ARENA_MAX=2 does, unless the environment sets it. glibc gives threads that allocate their own
+    malloc arenas (up to 8 a core), and Gradio runs each request on a pool thread: the freed picture buffers stay
+    spread over many arenas and the resident set kept growing with the requests (benchmarks/load.py, tiny model:
+    +140 MB over 4 rounds of 24 requests; with 2 arenas it levels off after the first round)."""
+    libc = _glibc()
+    if libc is not None and "MALLOC_ARENA_MAX" not in os.environ:
+        libc.mallopt(-8, arenas)  # -8: M_ARENA_MAX (malloc.h)
+
+
+def release_freed_memory() -> None:
+    """Give the memory freed by a request back to the system (glibc keeps it otherwise), so that an idle Space is
+    back near its starting size after a burst of large pictures."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def main() -> None:
     """Load the model once, then serve until interrupted."""
+    limit_malloc_arenas()  # before any thread allocates
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     loaded = load_model(os.environ.get("CST_MODEL"))
     log.info("serving %s", loaded.name)
     # the queue runs concurrency_limit() requests at once; share the cores between them instead of oversubscribing
     torch.set_num_threads(max(1, usable_cpus() // concurrency_limit()))
-    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS)
+    # show_error: Gradio's own refusals (e.g. a file path the caller did not upload) reach the caller as their
+    # message instead of an empty error; cst's own errors are gr.Error and show anyway
+    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS, show_error=True)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight per --style, comma-separated, normalised to sum 1 (default: equal weights)")
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image (format from the extension: .png, .jpg, .webp, ...); an existing folder or "
-                        "a path ending in '/' gets CONTENT's file name; for a folder CONTENT, the output folder")
+                        "a path ending in '/' gets CONTENT's file name; for a folder CONTENT, the output folder. "
+                        "Missing folders on the way are created; -o equal to the input is refused")
     _add_settings_arguments(p, "long side in px of the working resolution (default: the model's, 1024); the output "
                                "always has the photo's size")
     p.add_argument("--full-resolution", action="store_true",

@@ -91,6 +91,8 @@ def load_image(image: ImageLike, name: str = "image") -> Image.Image:
         _check_size(image.width, image.height, name)
         return _to_rgb(ImageOps.exif_transpose(image))
     if isinstance(image, (bytes, bytearray)):
+        if not image:
+            raise StyleTransferError(f"{name} is empty (0 bytes)")
         source, label = io.BytesIO(image), f"{name} (bytes)"
     elif isinstance(image, (str, os.PathLike)):
         path = Path(image)
@@ -98,6 +100,8 @@ def load_image(image: ImageLike, name: str = "image") -> Image.Image:
             raise StyleTransferError(f"{name} not found: {path}")
         if path.is_dir():
             raise StyleTransferError(f"{name} is a folder, not an image file: {path}")
+        if path.stat().st_size == 0:  # a failed download or copy, typically: say so rather than "not an image"
+            raise StyleTransferError(f"{name} {path.name} is empty (0 bytes)")
         source, label = path, f"{name} {path.name}"
     else:
         raise StyleTransferError(f"{name} must be a path, bytes, a PIL image or a numpy array, not {type(image).__name__}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable, Sequence, Union
@@ -88,6 +89,9 @@ class StyleTransferConfig:
             raise StyleTransferError(f"config: need 0 < weight_min < weight_max, got {self.weight_min}, {self.weight_max}")
         if self.style_size < 16 or self.max_size < 16:
             raise StyleTransferError("config: style_size and max_size must be at least 16")
+        if self.condition_dim < 1 or self.style_embedding_dim < 1:
+            raise StyleTransferError(f"config: condition_dim and style_embedding_dim must be positive, got "
+                                     f"{self.condition_dim}, {self.style_embedding_dim}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "StyleTransferConfig":
@@ -98,11 +102,83 @@ class StyleTransferConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise StyleTransferError(f"config.json has unknown keys {unknown}; this is not a cst {cls.__name__}")
+        for field in fields(cls):  # JSON types as the defaults' (a "8" or 8.5 for a width fails deep inside torch)
+            if field.name in data and not _json_type_ok(data[field.name], field.default):
+                raise StyleTransferError(f"config.json: {field.name} must be {_json_type_name(field.default)}, "
+                                         f"got {reprlib.repr(data[field.name])}")
         data = {"architecture": "vgg", **data}  # folders saved before the light generator existed
         try:
             return cls(**data)
         except TypeError as err:
             raise StyleTransferError(f"config.json: {err}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _json_type_ok(value, default) -> bool:
+    """Whether a config.json value has the type of the field's default (bool, int, finite number, str, int list)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return _is_int(value)
+    if isinstance(default, float):
+        return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)  # tuple[int, ...]
+
+
+def _json_type_name(default) -> str:
+    for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a finite number"), (str, "a string")):
+        if isinstance(default, kind):
+            return name
+    return f"a list of {len(default)} integers"
+
+
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool}
+_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+
+
+def _tensor_entry_ok(entry, data_size: int) -> bool:
+    """A header entry {"dtype", "shape": [ints >= 0], "data_offsets": [begin, end]} inside the data section."""
+    if not isinstance(entry, dict):
+        return False
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    return (isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape) and isinstance(offsets, list)
+            and len(offsets) == 2 and all(_is_int(o) for o in offsets) and 0 <= offsets[0] <= offsets[1] <= data_size)
+
+
+def _safetensors_header(path: Path) -> dict[str, dict]:
+    """The tensor table of a .safetensors file (8-byte little-endian length, then JSON), checked against the file's
+    size. Reads the header only; the __metadata__ entry is dropped."""
+    problem = None
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            length = int.from_bytes(f.read(8), "little") if size >= 8 else -1
+            if not 2 <= length <= min(size - 8, _MAX_HEADER_BYTES):
+                problem = f"header length {length} in a file of {size} bytes"
+            else:
+                header = json.loads(f.read(length))
+    except OSError as err:
+        problem = err.strerror or str(err)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        problem = "its header is not JSON"
+    if problem is None:
+        if not isinstance(header, dict):
+            problem = "its header is not a table of tensors"
+        else:
+            header.pop("__metadata__", None)
+            bad = [k for k, v in header.items() if not _tensor_entry_ok(v, size - 8 - length)]
+            if bad:
+                problem = f"{bad[0]} does not lie inside the file"
+    if problem is not None:
+        raise StyleTransferError(f"{path} is not a readable safetensors file ({problem})")
+    return header
 
 
 class FiLM(nn.Module):
@@ -373,24 +449,37 @@ class StyleTransferModel(
         (Path(save_directory) / CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2, sort_keys=True))
 
     def load_weights(self, path: str | os.PathLike) -> "StyleTransferModel":
-        """Load a model.safetensors strictly: any missing or unexpected key, or a wrong shape, is an error."""
+        """Load a model.safetensors strictly: any missing or unexpected key, a wrong shape or dtype is an error.
+
+        Untrusted files are checked from their header alone before any tensor is read: names, shapes and dtypes
+        must be this model's and each tensor's byte range must match them, so a file with extra or oversized
+        tensors is refused before it can make us allocate anything large."""
         path = Path(path)
         if path.suffix != ".safetensors":
             raise StyleTransferError(f"refusing to load {path.name}: cst loads safetensors weights only, never pickle")
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as err:
-            raise StyleTransferError(f"{path} is not a readable safetensors file ({err})") from None
         expected = self.trainable_state_dict()
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        header = _safetensors_header(path)
+        missing, unexpected = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
         if missing or unexpected:
             raise StyleTransferError(f"{path.name} does not match this model: missing keys {missing[:5]}"
                                      f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
                                      f"{'...' if len(unexpected) > 5 else ''}")
-        for key, value in state.items():
-            if value.shape != expected[key].shape:
-                raise StyleTransferError(f"{path.name}: {key} has shape {tuple(value.shape)}, "
-                                         f"expected {tuple(expected[key].shape)} (config and weights disagree)")
+        for key, entry in header.items():
+            want, shape = expected[key], tuple(entry["shape"])
+            if shape != tuple(want.shape):
+                raise StyleTransferError(f"{path.name}: {key} has shape {shape}, "
+                                         f"expected {tuple(want.shape)} (config and weights disagree)")
+            dtype, (start, end) = _SAFETENSORS_DTYPES.get(entry.get("dtype")), entry["data_offsets"]
+            if dtype is None or dtype.is_floating_point != want.dtype.is_floating_point or \
+                    (not dtype.is_floating_point and dtype != want.dtype):
+                raise StyleTransferError(f"{path.name}: {key} has dtype {entry.get('dtype')}, expected {want.dtype}")
+            if end - start != want.numel() * dtype.itemsize:
+                raise StyleTransferError(f"{path.name}: {key} claims {end - start} bytes for a {shape} "
+                                         f"{entry['dtype']} tensor (a corrupt or crafted file)")
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise StyleTransferError(f"{path} is not a readable safetensors file ({err})") from None
         self.trainable_modules().load_state_dict(state, strict=True)
         return self
 

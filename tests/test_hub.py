@@ -1,11 +1,6 @@
-"""Loading by Hub repo id from a real huggingface_hub cache folder, offline; push_to_hub without the network.
-
-The cache is laid out by hand exactly as huggingface_hub's file_download.py writes it:
-    HF_HUB_CACHE/models--{org}--{name}/blobs/{etag}                       the file contents
-                                      /refs/main                          the commit hash (no newline)
-                                      /snapshots/{commit}/{filename} -> ../../blobs/{etag}
+"""Loading by Hub repo id from a real huggingface_hub cache folder (tests/hub_cache.py), offline; push_to_hub without
+the network.
 """
-import hashlib
 import json
 import os
 import subprocess
@@ -20,29 +15,10 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from cst import StyleTransferError, StyleTransferModel
+from hub_cache import COMMIT, build_hub_cache
 
 REPO_ID = "cst-tests/tiny-style"
-COMMIT = "4f1c0d2e8b7a69503c1d2e3f4a5b6c7d8e9f0a1b"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def build_hub_cache(cache: Path, repo_id: str, model_dir: Path) -> Path:
-    """Put the files of `model_dir` into `cache` as if huggingface_hub had downloaded `repo_id` at COMMIT."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / COMMIT
-    (repo / "blobs").mkdir(parents=True)
-    (repo / "refs").mkdir()
-    snapshot.mkdir(parents=True)
-    for path in sorted(model_dir.iterdir()):
-        data = path.read_bytes()
-        if path.suffix == ".safetensors":  # LFS file: etag = sha256 of the content
-            etag = hashlib.sha256(data).hexdigest()
-        else:  # regular git file: etag = git blob sha1
-            etag = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        (repo / "blobs" / etag).write_bytes(data)
-        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", etag))
-    (repo / "refs" / "main").write_text(COMMIT)
-    return cache
 
 
 @pytest.fixture

@@ -47,7 +47,8 @@ def test_not_an_image(tmp_path):
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.png"
     path.write_bytes(b"")
-    one_line_error(load_image, path, match="not an image")
+    one_line_error(load_image, path, match="empty.png is empty")
+    one_line_error(load_image, b"", match="empty")
 
 
 def test_missing_file_and_folder(tmp_path):

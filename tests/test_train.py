@@ -1,4 +1,5 @@
-"""Training script end to end: accelerate launch, exact resume, two processes, NaN stop, Hub push (upload faked)."""
+"""Training script end to end: accelerate launch, exact resume, two processes, NaN stop, Hub push (upload faked); and
+faults: kill -9 at random moments (benchmarks/train_faults.py does ten), a full disk, a pickle in a checkpoint."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from benchmarks import train_faults as faults
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = str(ROOT / "train" / "run.py")
@@ -125,11 +128,19 @@ def test_learning_rates_given_on_resume_replace_the_checkpoints(full_run, image_
     assert "at step 4 (learning rates: generator 3e-05, FiLM 0.001, discriminator 7e-05)" in proc.stderr
 
 
-def test_two_cpu_processes_stay_in_sync(image_dirs, tmp_path):
-    out = tmp_path / "ddp"
-    proc = run(["torchrun", "--nproc_per_node", "2", "--master_port", "29517", RUN,
-                *train_args(image_dirs, out, "--max-steps", "3", "--checkpoint-every", "3")],
-               env_extra={"ACCELERATE_USE_CPU": "1"})
+DDP_ARGS = ("--max-steps", "3", "--checkpoint-every", "2")  # checkpoints at steps 2 and 3
+
+
+@pytest.fixture(scope="module")
+def ddp_run(image_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    proc = run(["torchrun", "--nproc_per_node", "2", "--master_port", str(faults.free_port()), RUN,
+                *train_args(image_dirs, out, *DDP_ARGS)], env_extra={"ACCELERATE_USE_CPU": "1"})
+    return out, proc
+
+
+def test_two_cpu_processes_stay_in_sync(ddp_run):
+    out, proc = ddp_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es)" in proc.stderr
     assert "generator replicas in sync across 2 processes: True" in proc.stderr
@@ -369,3 +380,131 @@ def test_fresh_light_run_standardises_the_style_input_in_generator_and_ema(train
     center = trainer.gen.conditioner.style_center
     assert center.abs().sum() > 0 and torch.equal(center, trainer.ema.conditioner.style_center)
     assert (trainer.gen.conditioner.style_scale > 0).all()
+
+
+# -- faults: kill -9, a full disk, a pickle in a checkpoint ------------------------------------------------------
+def test_kill_9_at_random_moments_then_resume_ends_with_the_uninterrupted_weights(full_run, image_dirs, tmp_path):
+    """SIGKILL inside the second checkpoint save, a random fraction of a step after a step, and inside a save again;
+    each time the newest complete checkpoint loads, a half-written one is never resumed from, and the run ends with
+    exactly the weights and losses of the uninterrupted run."""
+    import random
+
+    out_full, _ = full_run
+    out = tmp_path / "killed"
+    cmd = faults.command([*train_args(image_dirs, out, "--max-steps", "6"), "--resume-from-checkpoint", "latest"])
+    complete = {p.name for p in (out_full / "checkpoints" / "step-6").iterdir()}
+    kills = [faults.Kill("save", 2), faults.Kill("step", 1 + random.Random(0).random()), faults.Kill("save", 2)]
+    records = faults.kill_and_resume(cmd, faults.environment(), out, kills, complete, tmp_path, tmp_path / "log")
+    report = "\n".join(map(str, records))
+    assert all(r["problem"] is None for r in records), report
+    assert sum(r["inside_save"] for r in records) >= 1, report  # a kill landed inside a save: .tmp-step-N left
+    for r in records:  # the next launch resumed from the newest complete checkpoint, not from a .tmp-step-N
+        assert r["next_resumed_at"] in (None, r["latest"]), report
+    assert r["next_resumed_at"] == r["latest"] > 0, report  # the last launch resumed from a real checkpoint
+    assert faults.same_weights(out, out_full), report
+    assert faults.history(out) == faults.history(out_full)
+
+
+def test_kill_9_of_the_two_process_run_inside_a_save(ddp_run, image_dirs, tmp_path):
+    """torchrun and both workers killed at once while they write the step-3 checkpoint; the resumed two-process run
+    ends with the uninterrupted two-process run's weights."""
+    out_full, proc = ddp_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "ddp-killed"
+
+    def cmd() -> list[str]:  # a fresh rendezvous port for each launch
+        return faults.command([*train_args(image_dirs, out, *DDP_ARGS), "--resume-from-checkpoint", "latest"],
+                              processes=2)
+
+    complete = {p.name for p in (out_full / "checkpoints" / "step-3").iterdir()}
+    records = faults.kill_and_resume(cmd, faults.environment(), out, [faults.Kill("save", 2)], complete, tmp_path,
+                                     tmp_path / "log")
+    [record] = records
+    assert record["problem"] is None and record["latest"] == 2, record
+    assert record["next_resumed_at"] == 2, record
+    assert faults.same_weights(out, out_full)
+
+
+def test_full_disk_while_saving_a_checkpoint_on_a_real_tmpfs(image_dirs, tmp_path):
+    """The output folder on a 60 MB tmpfs: the step-2 checkpoint (about 41 MB) fits, step-4 does not. The run stops
+    with a one-line error naming the checkpoint kept, leaves no partial folder, and step-2 still loads."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(mount)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}): the in-process ENOSPC test covers it")
+    try:
+        out = mount / "run"
+        proc = subprocess.run(faults.command(train_args(image_dirs, out, "--max-steps", "6")), cwd=ROOT,
+                              env=faults.environment(), capture_output=True, text=True, timeout=600)
+        messages = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("error: ")]
+        assert proc.returncode == 1, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert len(messages) == 1 and "could not write checkpoint step-4" in messages[0], messages
+        assert "No space left on device" in messages[0] and "Kept: step-2." in messages[0], messages
+        assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-2"]  # no .tmp-step-4 left behind
+        from train.run import check_tensors_only
+
+        check_tensors_only(out / "checkpoints" / "step-2")  # every file of it loads
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_while_saving_in_process(trainer, tmp_path, monkeypatch):
+    """The same without a tmpfs: the checkpoint writer (torch.save, which Accelerate writes the optimiser state and
+    the EMA with) writes half its bytes, then fails with ENOSPC, as a full disk does."""
+    import errno
+
+    import torch
+
+    from train import run as train_run
+
+    out = tmp_path / "out"
+    train_run.save_checkpoint(trainer.acc, out, 2, keep=2)
+    real_save = torch.save
+
+    def save_on_a_full_disk(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        path = Path(f)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(torch, "save", save_on_a_full_disk)
+    with pytest.raises(train_run.CheckpointError) as caught:
+        train_run.save_checkpoint(trainer.acc, out, 4, keep=2)
+    message = str(caught.value)
+    assert "\n" not in message and "could not write checkpoint step-4" in message
+    assert "No space left on device" in message and "Kept: step-2." in message
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-2"]
+    monkeypatch.setattr(torch, "save", real_save)
+    train_run.check_tensors_only(out / "checkpoints" / "step-2")
+
+
+@pytest.mark.parametrize("name", ["custom_checkpoint_0.pkl", "custom_checkpoint_1.pkl", "random_states_0.pkl"])
+def test_a_checkpoint_holding_a_pickle_payload_is_refused_unexecuted(name, full_run, image_dirs, tmp_path,
+                                                                    malicious_pickle, monkeypatch):
+    """Accelerate restores the objects registered for checkpointing (our step counter, the EMA) with
+    torch.load(weights_only=False): a crafted file there would run code on resume. It must be refused first."""
+    import shutil
+
+    from train import run as train_run
+
+    out_full, _ = full_run
+    out = tmp_path / "run"
+    shutil.copytree(out_full / "checkpoints" / "step-4", out / "checkpoints" / "step-4")
+    marker = malicious_pickle(out / "checkpoints" / "step-4" / name, "step")
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
+    with pytest.raises(SystemExit) as caught:
+        train_run.main(train_args(image_dirs, out, "--max-steps", "6", "--resume-from-checkpoint", "latest"))
+    assert not marker.exists()
+    message = str(caught.value.code)
+    assert f"refusing to resume from {out / 'checkpoints' / 'step-4'}: {name} holds more than tensors" in message
+    assert "\n" not in message
+    if name == "custom_checkpoint_0.pkl":  # the EMA generator: train/export.py reads it as tensors only, too
+        from train.export import export
+
+        shutil.copy(out_full / "train_config.json", out / "train_config.json")
+        with pytest.raises(Exception, match="Weights only load failed"):
+            export(out / "checkpoints" / "step-4", tmp_path / "exported")
+        assert not marker.exists()

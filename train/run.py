@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from PIL import Image
+from safetensors import SafetensorError
 
 if __package__ in (None, ""):  # run as a script (`accelerate launch train/run.py`): make `cst` and `train` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -94,7 +95,7 @@ def find_checkpoint(cfg: TrainConfig) -> Path | None:
         if not path.is_dir():
             raise SystemExit(f"error: checkpoint not found: {path}")
         return path
-    found = sorted((Path(cfg.output_dir) / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    found = checkpoint_steps(Path(cfg.output_dir) / "checkpoints")
     return found[-1] if found else None
 
 
@@ -171,6 +172,7 @@ class Trainer:
         ckpt = find_checkpoint(self.cfg)
         if ckpt is None:
             return
+        check_tensors_only(ckpt)
         self.acc.load_state(str(ckpt))
         # the optimiser state restores the checkpoint's learning rates and betas; this run's flags win
         for group, lr in zip(self.opt_g.param_groups, (self.cfg.learning_rate, self.cfg.film_learning_rate)):
@@ -330,15 +332,19 @@ class Trainer:
 
     def publish(self, out_dir: Path, last_logs: dict, seconds: float, token: str | None) -> None:
         """Main process: the EMA generator as final/ (config.json, model.safetensors, model card), then the Hub."""
-        final = out_dir / "final"
-        if final.exists():
-            shutil.rmtree(final)
-        self.ema.save_pretrained(final)
+        final, tmp, old = out_dir / "final", out_dir / ".tmp-final", out_dir / ".old-final"
+        for leftover in (tmp, old):  # of a run killed while publishing
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.ema.save_pretrained(tmp)  # written aside, then swapped in: final/ is never half-written
         samples = sorted((out_dir / "samples").glob("step-*.png"))
-        write_model_card(final / "README.md", cfg=self.cfg.to_dict(), steps=self.progress.step, last_losses=last_logs,
+        write_model_card(tmp / "README.md", cfg=self.cfg.to_dict(), steps=self.progress.step, last_losses=last_logs,
                          num_photos=len(self.contents), num_artworks=len(self.styles),
                          num_processes=self.acc.num_processes, seconds=seconds,
                          sample_grid=samples[-1] if samples else None)
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
         logger.info("saved %s", final)
         if self.cfg.push_to_hub:
             from huggingface_hub import HfApi
@@ -372,24 +378,79 @@ def save_grid(grid: torch.Tensor, path: Path) -> None:
     save_image_atomic(tensor_to_pil(grid), path)
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be written (a full disk, say): the run stops with a message; older ones are kept."""
+
+
+def checkpoint_steps(root: Path) -> list[Path]:
+    """The complete checkpoints under `root`, oldest first: only a finished save is ever named step-N."""
+    return sorted(root.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
+def check_tensors_only(ckpt: Path) -> None:
+    """Accelerate restores registered objects (our EMA and step counter) with torch.load(weights_only=False), which
+    runs whatever a pickle says. Load every pickle of the checkpoint the safe way first (tensors, numbers, the
+    numpy RNG states; nothing executed): a file that needs more is refused before Accelerate ever opens it."""
+    from accelerate.utils import load as load_tensors_only  # torch.load(weights_only=True) + numpy RNG states
+
+    for path in sorted(ckpt.iterdir()):
+        if path.suffix in (".pkl", ".bin", ".pt", ".pth"):
+            try:
+                load_tensors_only(path, map_location="cpu")
+            except Exception as err:  # noqa: BLE001 - pickle.UnpicklingError, or whatever a crafted file raises
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise SystemExit(f"error: refusing to resume from {ckpt}: {path.name} holds more than tensors "
+                                 f"({reason}); checkpoints are never unpickled") from None
+
+
+def write_failure(err: Exception, folder: Path) -> str:
+    """One line on why a checkpoint write failed. torch.save on a full disk says only "unexpected pos 576 vs 534":
+    name the full disk when the file system has (next to) nothing left."""
+    text = err.strerror if isinstance(err, OSError) and err.strerror else \
+        (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if "No space left on device" not in text and folder.exists() and shutil.disk_usage(folder).free < 2**20:
+        text = f"No space left on device: {text}"
+    return text
+
+
 def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, keep: int) -> None:
-    """save_state into checkpoints/step-N (written to a temp name, then renamed: a kill mid-save leaves no
-    half checkpoint for `latest`), then drop the oldest beyond `keep`."""
+    """save_state into checkpoints/.tmp-step-N, then rename it to step-N: a kill mid-save leaves no step-N, so
+    `latest` never takes a half-written checkpoint. Then drop the oldest beyond `keep`. A failed write (e.g. a full
+    disk) removes the partial folder, keeps the older checkpoints and raises CheckpointError on every process."""
     root = out_dir / "checkpoints"
     final, tmp = root / f"step-{step}", root / f".tmp-step-{step}"
     accelerator.wait_for_everyone()
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp))
+        error = None
+    # a full disk: OSError from Python's own writes, SafetensorError from safetensors, RuntimeError from torch.save
+    except (OSError, RuntimeError, SafetensorError) as err:
+        error = write_failure(err, root)
+    # every process learns whether any failed (one that raised alone would leave the others waiting forever)
+    failed = bool(accelerator.gather(torch.tensor([int(error is not None)], device=accelerator.device)).sum())
+    if failed:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # the partial files would only fill the disk further
+        kept = ", ".join(p.name for p in checkpoint_steps(root)) or "none"
+        raise CheckpointError(f"error: could not write checkpoint {final.name} in {root} "
+                              f"({error or 'failed on another process'}); stopping. Kept: {kept}. Free some space, "
+                              f"then resume with --resume-from-checkpoint latest")
     if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        done = sorted(root.glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-        for old in done[:-keep] if keep > 0 else []:
+        if final.exists():  # saving a step again (resumed from an older checkpoint): set the old one aside first
+            old = root / f".old-{final.name}"
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+            tmp.rename(final)
             shutil.rmtree(old)
+        else:
+            tmp.rename(final)
+        for stale in checkpoint_steps(root)[:-keep] if keep > 0 else []:
+            doomed = root / f".old-{stale.name}"  # renamed first: a kill mid-delete leaves no partial step-N
+            stale.rename(doomed)
+            shutil.rmtree(doomed)
     accelerator.wait_for_everyone()
 
 
@@ -418,10 +479,23 @@ def start(cfg: TrainConfig) -> Accelerator:
 
 
 def trim_history(history: Path, step: int) -> None:
-    """Drop entries logged after the checkpoint we resume from."""
+    """Drop entries logged after the checkpoint we resume from, and a last line cut short by a killed process."""
     if history.exists():
-        kept = [line for line in history.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        history.write_text("".join(line + "\n" for line in kept))
+        kept = []
+        for line in history.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry["step"] <= step:
+                kept.append(line)
+        write_text_atomic(history, "".join(line + "\n" for line in kept))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
@@ -467,11 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         accelerator.init_trackers("cst", config={k: str(v) for k, v in cfg.to_dict().items()})
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_text_atomic(out_dir / "train_config.json", json.dumps(cfg.to_dict(), indent=2))
     started = time.time()
     try:
         last_logs = loop(trainer, out_dir)
-    except NonFinite as err:
+    except (NonFinite, CheckpointError) as err:
         accelerator.print(str(err))
         accelerator.end_training()
         return 1
