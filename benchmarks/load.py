@@ -209,7 +209,7 @@ def request(client, upload: Upload, style: Path, output_size: int = OUTPUT_SIZE,
     try:
         job = client.submit(content=handle_file(str(upload.path)), style=handle_file(str(style)),
                             output_size=output_size, api_name="/stylize")
-        path = job.result(timeout=timeout_s)
+        path, _scores = job.result(timeout=timeout_s)  # /stylize answers (picture, scores)
         with Image.open(path) as img:
             outcome, detail = "picture", f"{img.width}x{img.height}"
     except AppError as err:

@@ -299,9 +299,9 @@ def test_model_space_falls_back_to_the_default_and_says_why(bad_model):
 
 # -- the Space's API ---------------------------------------------------------------------------------------------
 API_ORDER = ("content", "style", "strength", "content_weight", "style_weight", "adversarial_weight", "preserve_color",
-             "output_size", "style2", "style2_blend", "preset")
+             "output_size", "style2", "style2_blend", "preset", "full_resolution")
 API_DEFAULTS = dict(strength=1.0, content_weight=1.0, style_weight=1.0, adversarial_weight=1.0, preserve_color=False,
-                    output_size=256, style2=None, style2_blend=0.5, preset=None)
+                    output_size=256, style2=None, style2_blend=0.5, preset=None, full_resolution=False)
 
 
 def server_file(path: str) -> dict:
@@ -361,7 +361,8 @@ def space_answers(client, corpus, good, tiny_space) -> dict[str, tuple[str, obje
 
     def predict(**params):
         try:
-            return "picture", client.predict(**{"output_size": 256, **params}, api_name="/stylize")
+            picture, _scores = client.predict(**{"output_size": 256, **params}, api_name="/stylize")
+            return "picture", picture
         except AppError as err:
             return "error", str(err)
 

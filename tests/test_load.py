@@ -83,6 +83,6 @@ def test_stopping_the_server_removes_what_is_left(space, uploads):
     goods, _, style, _ = uploads
     assert load.request(Client(space.url, verbose=False), goods[0], style).ok
     assert load.cache_files(space)  # a fresh upload, younger than the sweep's age
-    load.stop_space(space)
+    assert load.stop_space(space), "the Space did not stop on SIGINT within 30 s (killed: no clean-up)"
     assert space.process.returncode is not None
     assert load.cache_files(space) == []
