@@ -299,9 +299,9 @@ def test_model_space_falls_back_to_the_default_and_says_why(bad_model):
 
 # -- the Space's API ---------------------------------------------------------------------------------------------
 API_ORDER = ("content", "style", "strength", "content_weight", "style_weight", "adversarial_weight", "preserve_color",
-             "output_size", "style2", "style2_blend", "preset")
+             "output_size", "style2", "style2_blend", "preset", "full_resolution")
 API_DEFAULTS = dict(strength=1.0, content_weight=1.0, style_weight=1.0, adversarial_weight=1.0, preserve_color=False,
-                    output_size=256, style2=None, style2_blend=0.5, preset=None)
+                    output_size=256, style2=None, style2_blend=0.5, preset=None, full_resolution=False)
 
 
 def server_file(path: str) -> dict:
@@ -361,7 +361,8 @@ def space_answers(client, corpus, good, tiny_space) -> dict[str, tuple[str, obje
 
     def predict(**params):
         try:
-            return "picture", client.predict(**{"output_size": 256, **params}, api_name="/stylize")
+            picture, _scores = client.predict(**{"output_size": 256, **params}, api_name="/stylize")
+            return "picture", picture
         except AppError as err:
             return "error", str(err)
 
@@ -438,8 +439,9 @@ def test_space_raw_requests_get_a_message(params, match, good, tiny_space):
 def test_space_log_holds_no_traceback_of_ours(tiny_space, client, good):
     """Run after the Space's cases: no cst traceback in the server log. The only ones allowed are Gradio's own
     InvalidPathError refusals (logged by Gradio for the raw requests naming server paths), and the server serves."""
-    assert client.predict(content=handle_file(str(good["photo"])), style=handle_file(str(good["style"])),
-                          output_size=256, api_name="/stylize")
+    picture, _ = client.predict(content=handle_file(str(good["photo"])), style=handle_file(str(good["style"])),
+                                output_size=256, api_name="/stylize")
+    assert pixels(picture).shape == (*base_image(seed=9).size[::-1], 3)
     log = tiny_space.log_path.read_text()
     raised = set(re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception))\b", log, re.M))
     assert raised <= {"gradio.exceptions.InvalidPathError"}, log[-3000:]
