@@ -21,6 +21,7 @@ cst.scores); the page shows them beside the comparison.
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import logging
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import gradio as gr
 import torch
+from gradio.route_utils import delete_files_created_by_app
 from PIL import Image
 
 import app_examples
@@ -377,7 +379,8 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
     now."""
     model = resolve_model(model)
     config = model.model.config
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(max(1, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)) as demo:
+    sweep = (max(1, CACHE_MAX_AGE_S // 4), CACHE_MAX_AGE_S)  # Gradio's delete_cache: (every n s, files older than)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=sweep) as demo:
         gr.Markdown(f"## {TITLE}\nRepaint a photo in the style of a painting while keeping its structure: add a "
                     "photo, pick a painting (or upload your own style), press **Stylize**.", elem_id="header")
         with gr.Row(equal_height=False):
@@ -450,7 +453,11 @@ def main() -> None:
     torch.set_num_threads(max(1, usable_cpus() // concurrency_limit()))
     # show_error: Gradio's own refusals (e.g. a file path the caller did not upload) reach the caller as their
     # message instead of an empty error; cst's own errors are gr.Error and show anyway
-    build_demo(loaded).launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS, show_error=True)
+    demo = build_demo(loaded)
+    # Gradio empties its cache when the server shuts down, but gives up on the shutdown after 5 s while visitors are
+    # still connected (a browser tab, a gradio_client's heartbeat): then nothing was deleted. Do it at exit as well.
+    atexit.register(delete_files_created_by_app, demo, None)
+    demo.launch(max_file_size=MAX_UPLOAD, theme=gr.themes.Soft(), css=CSS, show_error=True)
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def request(client, upload: Upload, style: Path, output_size: int = OUTPUT_SIZE,
     try:
         job = client.submit(content=handle_file(str(upload.path)), style=handle_file(str(style)),
                             output_size=output_size, api_name="/stylize")
-        path, _scores = job.result(timeout=timeout_s)  # /stylize answers (picture, scores)
+        path, _scores = job.result(timeout=timeout_s)  # /stylize returns (picture, scores)
         with Image.open(path) as img:
             outcome, detail = "picture", f"{img.width}x{img.height}"
     except AppError as err:
@@ -279,7 +279,7 @@ def join_now(url: str, content: dict, style: dict) -> tuple[int, float, str]:
 
     import httpx
 
-    body = json.dumps({"data": [content, style, 1.0, 1.0, 1.0, 1.0, False, OUTPUT_SIZE, None, 0.5, None]})
+    body = json.dumps({"data": [content, style, 1.0, 1.0, 1.0, 1.0, False, OUTPUT_SIZE, None, 0.5, None, False]})
     t0 = time.perf_counter()
     response = httpx.post(f"{url}/gradio_api/call/stylize", content=body, timeout=60,
                           headers={"content-type": "application/json"})

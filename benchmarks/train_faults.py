@@ -1,7 +1,7 @@
 """Kill a tiny training run with SIGKILL at random moments, resume it each time, and check it ends with exactly the
 weights of an uninterrupted run. Prints what each kill hit; exits 1 if any check fails.
 
-    python benchmarks/train_faults.py                     # 10 kills of a one-process run (about 5 minutes on 2 cores)
+    python benchmarks/train_faults.py                     # 10 kills of a one-process run (a few minutes)
     python benchmarks/train_faults.py --processes 2       # the same for `torchrun --nproc_per_node 2` (gloo, CPU)
     python benchmarks/train_faults.py --kills 3 --seed 1
 
@@ -102,6 +102,25 @@ def partial_checkpoints(out: Path) -> list[Path]:
     return sorted((out / "checkpoints").glob(".tmp-step-*")) if (out / "checkpoints").is_dir() else []
 
 
+def new_partials(out: Path, before: set[tuple[str, int]]) -> list[Path]:
+    """The .tmp-step-N folders started since `before` (name, ctime) was taken: a killed save's leftover stays until
+    a later save of the same step clears it, and must not count as this launch's."""
+    found = []
+    for path in partial_checkpoints(out):
+        with contextlib.suppress(FileNotFoundError):
+            if (path.name, path.stat().st_ctime_ns) not in before:
+                found.append(path)
+    return found
+
+
+def partial_ids(out: Path) -> set[tuple[str, int]]:
+    ids = set()
+    for path in partial_checkpoints(out):
+        with contextlib.suppress(FileNotFoundError):
+            ids.add((path.name, path.stat().st_ctime_ns))
+    return ids
+
+
 def steps_logged(log: Path, offset: int) -> int:
     """Training steps this launch has logged: the "step N" lines of its log after `offset` (the size of the log when
     it was launched; the runs of one output folder share the log)."""
@@ -152,7 +171,8 @@ class Kill:
     amount: float  # start: seconds after launch; step: new steps to wait for (+ a fraction); save: which save (1, 2)
 
     def __str__(self) -> str:
-        return {"start": f"start+{self.amount:.1f}s", "step": f"after {self.amount:.2f} new steps",
+        return {"start": f"start+{self.amount:.1f}s",
+                "step": f"{int(self.amount)} steps+{self.amount % 1 * STEP_FRACTION_S:.2f}s",
                 "save": f"inside save #{int(self.amount)}"}[self.moment]
 
 
@@ -161,7 +181,7 @@ def draw_kills(count: int, rng: random.Random) -> list[Kill]:
     kills = []
     for _ in range(count):
         moment = rng.choice(kinds)
-        amount = {"start": rng.uniform(0.5, 6.0), "step": rng.randint(1, 2) + rng.random(),
+        amount = {"start": rng.uniform(0.5, 6.0), "step": rng.randint(1, 4) + rng.random(),
                   "save": rng.choice([1, 2])}[moment]
         kills.append(Kill(moment, amount))
     return kills
@@ -213,7 +233,7 @@ def kill_tree(root: int, known: set[int] = frozenset()) -> None:
 def run_until_killed(cmd: list[str], env: dict, out: Path, kill: Kill, log: Path, timeout_s: float = 600) -> dict:
     """Start `cmd` and SIGKILL it with all its processes at the moment `kill` names; returns what the kill hit. A run
     that ends before its moment comes is reported as such."""
-    seen_saves, hit, wait_until = set(), None, None
+    seen_saves, hit, wait_until, stale = set(), None, None, partial_ids(out)
     offset = log.stat().st_size if log.exists() else 0
     with open(log, "ab") as sink:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -232,7 +252,7 @@ def run_until_killed(cmd: list[str], env: dict, out: Path, kill: Kill, log: Path
             if now >= wait_until:
                 hit = f"{steps} new steps logged"
         elif kill.moment == "save":
-            partial = partial_checkpoints(out)
+            partial = new_partials(out, stale)
             seen_saves.update(p.name for p in partial)
             if partial and len(seen_saves) >= int(kill.amount):
                 hit = f"while writing {partial[-1].name[len('.tmp-'):]}"
@@ -242,7 +262,7 @@ def run_until_killed(cmd: list[str], env: dict, out: Path, kill: Kill, log: Path
             time.sleep(POLL_S)
     kill_tree(proc.pid, tree)
     proc.wait()
-    return {"kill": str(kill), "hit": hit, "inside_save": bool(partial_checkpoints(out))}
+    return {"kill": str(kill), "hit": hit, "inside_save": bool(new_partials(out, stale))}
 
 
 RESUMED = re.compile(rb"resumed from \S*step-(\d+) at step")
@@ -290,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--processes", type=int, default=1, choices=(1, 2))
-    parser.add_argument("--max-steps", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=20, help="long enough for every kill to land")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (printed)")
     args = parser.parse_args(argv)

@@ -439,8 +439,9 @@ def test_space_raw_requests_get_a_message(params, match, good, tiny_space):
 def test_space_log_holds_no_traceback_of_ours(tiny_space, client, good):
     """Run after the Space's cases: no cst traceback in the server log. The only ones allowed are Gradio's own
     InvalidPathError refusals (logged by Gradio for the raw requests naming server paths), and the server serves."""
-    assert client.predict(content=handle_file(str(good["photo"])), style=handle_file(str(good["style"])),
-                          output_size=256, api_name="/stylize")
+    picture, _ = client.predict(content=handle_file(str(good["photo"])), style=handle_file(str(good["style"])),
+                                output_size=256, api_name="/stylize")
+    assert pixels(picture).shape == (*base_image(seed=9).size[::-1], 3)
     log = tiny_space.log_path.read_text()
     raised = set(re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception))\b", log, re.M))
     assert raised <= {"gradio.exceptions.InvalidPathError"}, log[-3000:]
