@@ -407,3 +407,23 @@ def test_webcam_frames_share_one_stream_until_the_settings_change(light):
     _, changed = space_video.stylize_webcam(light, frames[2], state, **{**settings, "style_weight": 3.0})
     assert changed is not state and changed.video.frames == 1  # new sliders: the style is prepared again
     assert space_video.stylize_webcam(light, None, state, **settings) == (None, state)
+
+
+# -- python -m cst.eval --video -------------------------------------------------------------------------------------
+def test_eval_video_prints_the_table(tmp_path, light_dir, capsys):
+    import json
+
+    import cst.eval
+
+    report = tmp_path / "video.json"
+    assert cst.eval.main(["--video", "--model", str(light_dir), "--size", "128", "--frames", "3", "--styles",
+                          "starry-night", "--baseline-styles", "", "--no-gram", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    for row in ("cst per frame", "cst + statistics 0.9", "cst + statistics + align", "cst video (+ blend 0.5)",
+                "input frames (floor)"):
+        assert row in out, out
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["input frames (floor)"]["pan_warp"] == 0.0  # the pans' known shifts are exact
+    assert 0.0 < summary["input frames (floor)"]["flow_warp"] < 6.0  # DIS flow on the zoom clip: a small residue
+    assert cst.eval.main(["--video", "--styles", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: --styles takes built-in style names")
