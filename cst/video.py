@@ -456,7 +456,8 @@ def stylize_video(model, src: str | os.PathLike, dst: str | os.PathLike, style, 
                     pts = item.pts if item.pts is not None else (0 if last_pts is None else last_pts + step)
                     if last_pts is not None and pts <= last_pts:  # repeated timestamps: keep them increasing
                         pts = last_pts + 1
-                    picture = item.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+                    picture = item.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA",
+                                              src_color_range=item.color_range)  # full-range (JPEG) phone clips too
                     if info.rotation:
                         picture = np.rot90(picture, info.rotation // 90)
                     styled = av.VideoFrame.from_ndarray(video(picture), format="rgb24")
