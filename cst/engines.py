@@ -23,6 +23,11 @@ CPU, measured 1.4-3x faster than eager torch on the photo and about 1.4x on the 
 int8 is no faster at 1024 px and drifts), else plain torch. Sessions are built once per model on first use (about
 1 s for the content graph, 2 s for the style graph) and cached; they are rebuilt when the model's weights change (a
 parameter's version counter moves). `CST_ENGINE=torch` opts out.
+
+Video frames of a light model run a third graph, built in memory on first use (`OnnxEngine.run_smoothed`, not
+exported to a file): the content graph whose conditional norms take momentum·previous + (1 − momentum)·own
+statistics, with `previous` (1, 2·ΣC) as an input and the statistics it used as a second output
+(`SmoothedContentGraph`; cst/video.py's running statistics at onnxruntime's speed).
 """
 from __future__ import annotations
 

@@ -135,7 +135,8 @@ def file_clip(path: Path, frames: int, size: int) -> Clip:
     out = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            arr = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA")
+            arr = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA",
+                                   src_color_range=frame.color_range)
             out.append(np.ascontiguousarray(np.rot90(arr, info.rotation // 90)))
             if len(out) == frames:
                 break
