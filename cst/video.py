@@ -32,7 +32,6 @@ is a one-line `StyleTransferError`, and nothing is written.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
