@@ -474,7 +474,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage dump), exit code 2 as usual."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see python -m cst.eval --help)\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -579,14 +579,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 2 bad input with a one-line message on stderr).
     `--video` hands the other arguments to the video consistency evaluation (cst/video_eval.py)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--video" in argv:
+    parser, run = build_parser(), _run
+    if "--video" in argv:  # its own options and run, the same error handling
         from . import video_eval
 
         argv.remove("--video")
-        return video_eval.main(argv)
-    args = build_parser().parse_args(argv)
+        parser, run = video_eval.build_parser(), video_eval.run
+    args = parser.parse_args(argv)
     try:
-        return _run(args)
+        return run(args)
     except StyleTransferError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

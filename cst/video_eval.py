@@ -409,14 +409,10 @@ def table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage dump), exit code 2 as usual."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message} (see python -m cst.eval --video --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The options of `python -m cst.eval --video` (cst.eval's `main` parses them and runs `run`)."""
+    from .eval import _Parser
+
     p = _Parser(prog="python -m cst.eval --video", description=__doc__.split("\n\n")[0],
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL, help="cst model folder or Hub id")
@@ -433,16 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except StyleTransferError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from .video import DEFAULT_BLEND, DEFAULT_SMOOTHING
 
     if args.size < 64 or args.frames < 2:
@@ -479,4 +466,6 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .eval import main
+
+    sys.exit(main(["--video", *sys.argv[1:]]))
