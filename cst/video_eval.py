@@ -205,13 +205,6 @@ def clip_consistency(clip: Clip, outputs: Sequence[np.ndarray], warper: FlowWarp
     return consistency(warper.pairs(outputs))
 
 
-def warping_error(frames: Sequence[np.ndarray], shift: tuple[int, int] | None = None) -> float:
-    """The warping error (0-255) of a stylised pan with a known shift, or else via DIS flow on the frames themselves
-    (only meaningful for inputs): a convenience for tests and notebooks."""
-    clip = Clip("frames", list(frames), shift)
-    return clip_consistency(clip, frames, None if shift else FlowWarper(frames))["warp"]
-
-
 # -- methods --------------------------------------------------------------------------------------------------------
 Method = Callable[[list], list]  # frames -> output frames
 
