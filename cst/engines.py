@@ -57,20 +57,16 @@ CONTENT_INPUTS = ("content", "style", "weights", "strength")
 class ContentGraph(nn.Module):
     """What model.onnx computes: `stylize`'s tensor part, (content, style vector, weights, strength) -> RGB in [0, 1].
 
-    Pads to the network's multiple unconditionally (a no-op pad when already aligned), so the traced graph holds for
-    every H and W, not just the shape it was traced with."""
+    The model pads to its multiple without a branch (`pad_to_multiple`), so the traced graph holds for every H and W,
+    not just the shape it was traced with."""
 
     def __init__(self, model: StyleTransferModel):
         super().__init__()
         self.model = model
-        self.multiple = 4 if model.is_light else 8
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
                 strength: torch.Tensor) -> torch.Tensor:
-        h, w = content.shape[2], content.shape[3]
-        x = nn.functional.pad(content, (0, (-w) % self.multiple, 0, (-h) % self.multiple), mode="replicate")
-        out = self.model(x, stats_from_vector(style, STYLE_LAYERS), weights, strength)
-        return out[:, :, :h, :w].clamp(0.0, 1.0)
+        return self.model(content, stats_from_vector(style, STYLE_LAYERS), weights, strength).clamp(0.0, 1.0)
 
 
 class SmoothedContentGraph(nn.Module):
@@ -90,8 +86,6 @@ class SmoothedContentGraph(nn.Module):
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor, strength: torch.Tensor,
                 previous: torch.Tensor, momentum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h, w = content.shape[2], content.shape[3]
-        x = nn.functional.pad(content, (0, (-w) % 4, 0, (-h) % 4), mode="replicate")
         m = momentum.reshape(1, 1, 1, 1)
         used = []
 
@@ -102,8 +96,8 @@ class SmoothedContentGraph(nn.Module):
             used.append(torch.cat([mean.flatten(1), std.flatten(1)], dim=1))
             return mean, std
 
-        out = self.model(x, stats_from_vector(style, STYLE_LAYERS), weights, strength, norm_stats=blend)
-        return out[:, :, :h, :w].clamp(0.0, 1.0), torch.cat(used, dim=1)
+        out = self.model(content, stats_from_vector(style, STYLE_LAYERS), weights, strength, norm_stats=blend)
+        return out.clamp(0.0, 1.0), torch.cat(used, dim=1)
 
 
 def statistics_dim(model: StyleTransferModel) -> int:

@@ -315,6 +315,18 @@ class StyleTransferModel(
                 content_stats=stats)
         return fused
 
+    @property
+    def downsampling(self) -> int:
+        """The network's downsampling: pictures are padded to multiples of it inside `forward`, then cropped back."""
+        return 4 if self.is_light else 8
+
+    def pad_to_multiple(self, x: torch.Tensor) -> torch.Tensor:
+        """Replicate-pad the bottom and right of x (B, C, H, W) to multiples of `downsampling`. Written without a
+        branch (a zero-width pad when aligned), so that a traced ONNX graph holds for every H and W."""
+        h, w = x.shape[2], x.shape[3]
+        m = self.downsampling
+        return nn.functional.pad(x, (0, (-w) % m, 0, (-h) % m), mode="replicate")
+
     def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
                 strength: torch.Tensor | float = 1.0, norm_stats: list | None = None) -> torch.Tensor:
         """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
@@ -325,9 +337,7 @@ class StyleTransferModel(
         assert content.dim() == 4 and content.shape[1] == 3, f"content must be (B, 3, H, W), got {tuple(content.shape)}"
         assert weights.shape == (content.shape[0], 3), f"weights must be (B, 3), got {tuple(weights.shape)}"
         h, w = content.shape[2:]
-        multiple = 4 if self.is_light else 8  # the network's downsampling: pad, then crop back
-        pad_h, pad_w = (-h) % multiple, (-w) % multiple
-        x = nn.functional.pad(content, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else content
+        x = self.pad_to_multiple(content)  # cropped back below
         if self.is_light:
             out = self.transformer(x, self.condition(style, weights), norm_stats)
             if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
@@ -422,10 +432,11 @@ class StyleTransferModel(
         """
         max_size = check_max_size(max_size)
         tile_size = check_max_size(tile_size, "tile_size")
+        check_sliders(strength, content_weight, style_weight, adversarial_weight)  # cheap checks before any work
+        photo = load_image(content, "content image")  # a bad photo fails before the style is encoded
         stylizer = self.prepare(style, strength=strength, content_weight=content_weight, style_weight=style_weight,
                                 adversarial_weight=adversarial_weight, preserve_color=preserve_color,
                                 style_size=style_size)
-        photo = load_image(content, "content image")
         work = photo if full_resolution else fit_within(photo, max_size or self.config.max_size)
         if max(work.size) > self.config.max_size or (tile_size is not None and max(work.size) > tile_size):
             result = stylize_tiled(stylizer, work, tile=tile_size or self.tile_size(), progress=progress)

@@ -39,19 +39,14 @@ class Stylizer:
     @property
     def multiple(self) -> int:
         """Height and width are padded to this inside the network (its downsampling)."""
-        return 4 if self.model.is_light else 8
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[2:]
-        pad_h, pad_w = (-h) % self.multiple, (-w) % self.multiple
-        return torch.nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        return self.model.downsampling
 
     @torch.no_grad()
     def statistics(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> NormStats:
         """The normalisation statistics of picture x (1, 3, H, W) in [0, 1], for `__call__(..., norm_stats=)`.
         For the light generator they depend on the style and sliders (each layer sees the previous, modulated):
         `norm_stats` normalises the layers while their statistics are taken (x a piece of a larger picture)."""
-        x = self._pad(x.to(self.model.device))
+        x = self.model.pad_to_multiple(x.to(self.model.device))
         if self.model.is_light:
             if self._params is None:
                 self._params = self.model.condition(self.style, self.weights)
@@ -75,7 +70,6 @@ class Stylizer:
         finally:
             self.model.train(was_training)
         return out.clamp(0, 1)
-
 
     def luminance_stats(self, out: torch.Tensor, x: torch.Tensor) -> tuple | None:
         """For colour preservation of pieces: the luminance (mean, std) of a whole stylised picture and of its photo

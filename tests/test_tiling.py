@@ -59,8 +59,11 @@ def test_stylize_tiles_above_the_working_size_with_progress_and_no_visible_seams
     tiles = tiling.plan_tiles(200, 300, 96)
     assert calls == [(i + 1, len(tiles)) for i in range(len(tiles))] and len(tiles) >= 6
     assert tiling.seam_score(result, tiles) <= 1.25
-    untiled = model.stylize(photo, make_image(64, 64, seed=4), max_size=300)  # above max_size 128: tiled too
-    assert untiled.size == photo.size
+    # without full_resolution or tile_size: a working size above the model's max_size (128) is tiled by itself
+    automatic = []
+    result = model.stylize(photo, make_image(64, 64, seed=4), max_size=300,
+                           progress=lambda done, total: automatic.append((done, total)))
+    assert result.size == photo.size and automatic == [(1, 1)]  # one tile of the light model's default size
 
 
 def test_colour_preservation_in_tiles_uses_the_whole_pictures_luminance(make_model, make_image):
