@@ -371,6 +371,16 @@ def working_size(size: tuple[int, int], max_size: int) -> tuple[int, int]:
     return tuple(max(MIN_SIDE, int(v * scale + 1e-6) // 2 * 2) for v in (w, h))  # rounded down: never upscaled
 
 
+def upright_rgb(frame, size: tuple[int, int], rotation: int) -> np.ndarray:
+    """A decoded PyAV frame -> H x W x 3 uint8 RGB as displayed: `size` (width, height) once turned upright by
+    `rotation` (VideoInfo's), area-scaled, converted with the frame's own colour range (full-range phone clips too)."""
+    w, h = size
+    coded_w, coded_h = (h, w) if rotation in (90, 270) else (w, h)
+    picture = frame.to_ndarray(format="rgb24", width=coded_w, height=coded_h, interpolation="AREA",
+                               src_color_range=frame.color_range)
+    return np.rot90(picture, rotation // 90) if rotation else picture
+
+
 def check_output(path: str | os.PathLike, src: Path | None = None) -> Path:
     """The output file name: a video suffix cst writes, a writable folder, not the input itself."""
     dst = Path(path)
@@ -423,7 +433,6 @@ def stylize_video(model, src: str | os.PathLike, dst: str | os.PathLike, style, 
     for text in notes:
         if notice is not None:
             notice(text)
-    coded = (height, width) if info.rotation in (90, 270) else (width, height)
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.stem}.tmp-{os.getpid()}{dst.suffix}")
@@ -455,10 +464,7 @@ def stylize_video(model, src: str | os.PathLike, dst: str | os.PathLike, style, 
                     pts = item.pts if item.pts is not None else (0 if last_pts is None else last_pts + step)
                     if last_pts is not None and pts <= last_pts:  # repeated timestamps: keep them increasing
                         pts = last_pts + 1
-                    picture = item.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA",
-                                              src_color_range=item.color_range)  # full-range (JPEG) phone clips too
-                    if info.rotation:
-                        picture = np.rot90(picture, info.rotation // 90)
+                    picture = upright_rgb(item, (width, height), info.rotation)
                     styled = av.VideoFrame.from_ndarray(video(picture), format="rgb24")
                     styled.pts, styled.time_base = pts, video_in.time_base
                     for encoded in video_out.encode(styled):

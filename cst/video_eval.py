@@ -127,17 +127,14 @@ def file_clip(path: Path, frames: int, size: int) -> Clip:
     """The first `frames` frames of a video file, upright, long side at most `size` (even sides)."""
     import av
 
-    from .video import probe, working_size
+    from .video import probe, upright_rgb, working_size
 
     info = probe(path)
     width, height = working_size(info.size, size)
-    coded = (height, width) if info.rotation in (90, 270) else (width, height)
     out = []
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            arr = frame.to_ndarray(format="rgb24", width=coded[0], height=coded[1], interpolation="AREA",
-                                   src_color_range=frame.color_range)
-            out.append(np.ascontiguousarray(np.rot90(arr, info.rotation // 90)))
+            out.append(np.ascontiguousarray(upright_rgb(frame, (width, height), info.rotation)))
             if len(out) == frames:
                 break
     return Clip(path.name, out)
