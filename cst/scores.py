@@ -81,7 +81,8 @@ class Scores:
 @dataclass(frozen=True)
 class StyleReference:
     """What pictures are scored against for one style (or blend): its picture(s) with their blend weights (the 0 % of
-    content kept; empty for a style given as statistics) and its statistics at the score size (style taken's 100 %)."""
+    content kept, kept at a short side of `size`; empty for a style given as statistics) and its statistics at the
+    score size (style taken's 100 %)."""
 
     pictures: tuple[tuple[Image.Image, float], ...]
     stats: F_.StyleStats
@@ -92,6 +93,15 @@ def working_size(size: tuple[int, int], long_side: int = SCORE_SIZE) -> tuple[in
     """(W, H) fitted to `long_side` (never upscaled), each side at least SSIM_WINDOW."""
     scale = min(1.0, long_side / max(size))
     return max(SSIM_WINDOW, round(size[0] * scale)), max(SSIM_WINDOW, round(size[1] * scale))
+
+
+def _covering(img: Image.Image, size: int) -> Image.Image:
+    """Downscaled (never upscaled) so its short side is `size`: still at least as large as any working size on both
+    sides, so stretching it to a photo's working size is a downscale, but not a full-size picture's cost per photo."""
+    scale = size / min(img.size)
+    if scale >= 1.0:
+        return img
+    return img.resize((max(size, round(img.width * scale)), max(size, round(img.height * scale))), Image.LANCZOS)
 
 
 def _resized(img: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -121,8 +131,11 @@ def _picture_stats(model: "StyleTransferModel", picture: Image.Image, size: int)
 @functools.lru_cache(maxsize=32)
 def _preset_reference(model: "StyleTransferModel", name: str, size: int) -> StyleReference:
     """A built-in style's reference, computed once per model and size (the Space scores many photos per preset)."""
-    picture = load_image(presets.get(name).path, f"preset {name}")
-    return StyleReference(((picture, 1.0),), _picture_stats(model, picture, size), size)
+    return _picture_reference(model, load_image(presets.get(name).path, f"preset {name}"), size)
+
+
+def _picture_reference(model: "StyleTransferModel", picture: Image.Image, size: int) -> StyleReference:
+    return StyleReference(((_covering(picture, size), 1.0),), _picture_stats(model, picture, size), size)
 
 
 def style_reference(model: "StyleTransferModel", style: "StyleInput", size: int = SCORE_SIZE) -> StyleReference:
@@ -147,8 +160,7 @@ def style_reference(model: "StyleTransferModel", style: "StyleInput", size: int 
     preset = presets.get(style) if isinstance(style, str) and not os.path.exists(style) else None
     if preset is not None:
         return _preset_reference(model, preset.name, size)
-    picture = load_image(style, "style image")
-    return StyleReference(((picture, 1.0),), _picture_stats(model, picture, size), size)
+    return _picture_reference(model, load_image(style, "style image"), size)
 
 
 def heat_map(change: np.ndarray) -> Image.Image:

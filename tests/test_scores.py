@@ -32,7 +32,8 @@ def test_the_photo_itself_keeps_all_content_and_takes_no_style(tiny_model, photo
 def test_the_style_picture_as_result_keeps_no_content_and_takes_the_style(tiny_model, photo):
     painting = Image.open(presets.get(PRESET).path).convert("RGB")
     scores = tiny_model.scores(photo, painting, PRESET)  # the model's shortcut; the result is stretched to the photo
-    assert scores.content_kept == 0.0  # the 0 % of content kept is exactly this picture
+    # the 0 % of content kept is this picture (up to the reference keeping it at the score size: under 0.05 %)
+    assert scores.as_dict()["content_kept"] == 0.0
     assert scores.style_taken > 90.0  # its own statistics, up to the stretch to the photo's shape
 
 
@@ -83,6 +84,21 @@ def test_a_style_given_as_statistics_and_a_reference_computed_once(tiny_model, p
     stats_only = picture_scores(tiny_model, photo, result, tiny_model.style_stats(style_path))
     assert 0.0 <= stats_only.content_kept <= 100.0 and 0.0 <= stats_only.style_taken <= 100.0
     assert picture_scores(tiny_model, photo, photo, tiny_model.style_stats(style_path)).content_kept == 100.0
+
+
+def test_a_large_style_picture_is_kept_small_in_its_reference(tiny_model, photo, make_image):
+    """A reference keeps its picture at a short side of the score size, not the upload's full size (stretched to
+    each photo's working size, a full-size picture cost more than the scoring itself); the scores do not move."""
+    big = make_image(1600, 900, seed=5)
+    reference = style_reference(tiny_model, big)
+    [(kept, _)] = reference.pictures
+    assert kept.size == (round(1600 * SCORE_SIZE / 900), SCORE_SIZE)
+    result = tiny_model.stylize(photo, big)
+    scores = picture_scores(tiny_model, photo, result, reference)
+    full = picture_scores(tiny_model, photo, result, type(reference)(((big, 1.0),), reference.stats, reference.size))
+    assert abs(scores.content_kept - full.content_kept) < 0.5 and scores.style_taken == full.style_taken
+    small = make_image(120, 90, seed=5)  # never upscaled
+    assert style_reference(tiny_model, small).pictures[0][0].size == (120, 90)
 
 
 def test_the_change_map_is_bright_where_the_picture_changed(tiny_model, photo):
