@@ -52,11 +52,9 @@ def mosaic(width: int, height: int) -> Image.Image:
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    """This process's peak resident set (VmHWM) in MB."""
+    from benchmarks.speed import _status_kb  # the one /proc/self/status reader of the benchmarks
+    return (_status_kb("VmHWM") or float("nan")) / 1024
 
 
 def worker(args: argparse.Namespace) -> dict:
