@@ -44,7 +44,7 @@ from PIL import Image
 
 from .errors import StyleTransferError
 from .frontend import check_max_size, check_number
-from .imageio import MIN_SIDE
+from .imageio import MIN_SIDE, _check_size
 from .stylizer import Stylizer
 
 Frame = Union[np.ndarray, Image.Image]
@@ -209,7 +209,8 @@ class VideoStylizer:
     @torch.no_grad()
     def __call__(self, frame: Frame) -> np.ndarray:
         stylizer = self.stylizer
-        x = frame_tensor(frame)
+        arr = frame_array(frame)
+        x = torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)  # (1, 3, H, W) in [0, 1]
         thumb, size = torch.nn.functional.adaptive_avg_pool2d(x, (16, 16)), tuple(x.shape[2:])
         if self._is_cut(thumb, size):
             self.cuts += 1
@@ -217,8 +218,7 @@ class VideoStylizer:
         self._thumb, self._size = thumb, size
         grey = None
         if self.align or self.blend:
-            arr = np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
-            grey = self.cv2.cvtColor(np.ascontiguousarray(arr), self.cv2.COLOR_RGB2GRAY).astype(np.float32)
+            grey = self.cv2.cvtColor(arr, self.cv2.COLOR_RGB2GRAY).astype(np.float32)
         h, w = size
         if self.align:  # the same padded size whatever the shift: engines keep their plans for one input shape
             left, top = self._pad(grey)
@@ -239,20 +239,17 @@ class VideoStylizer:
         return np.clip(result + 0.5, 0, 255).astype(np.uint8)
 
 
-def frame_tensor(frame: Frame) -> torch.Tensor:
-    """An H x W x 3 uint8 array (or a PIL image) -> (1, 3, H, W) float32 in [0, 1]."""
-    if isinstance(frame, Image.Image):
-        frame = np.asarray(frame.convert("RGB"))
-    arr = np.asarray(frame)
+def frame_array(frame: Frame) -> np.ndarray:
+    """An H x W x 3 uint8 array (or a PIL image) -> the H x W x 3 uint8 array, C-contiguous and writable (a view such
+    as rot90's, or a read-only buffer, is copied); anything else is a one-line StyleTransferError."""
+    arr = np.asarray(frame.convert("RGB")) if isinstance(frame, Image.Image) else np.asarray(frame)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise StyleTransferError(f"a frame must be an H x W x 3 uint8 array or a PIL image, got "
                                  f"{arr.dtype} {arr.shape}")
-    if min(arr.shape[:2]) < MIN_SIDE:
-        raise StyleTransferError(f"a frame is too small: {arr.shape[1]}x{arr.shape[0]} px (at least {MIN_SIDE} px "
-                                 f"a side)")
-    if not (arr.flags.writeable and arr.flags.c_contiguous):  # a view (rot90) or a read-only buffer: copy
-        arr = np.array(arr)
-    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    _check_size(arr.shape[1], arr.shape[0], "a frame")
+    if not (arr.flags.writeable and arr.flags.c_contiguous):
+        arr = np.array(arr, order="C")  # order="K" would keep a rot90 view's transposed layout
+    return arr
 
 
 def stylize_frames(stylizer: Stylizer, frames: Iterable[Frame], *, smoothing: float = DEFAULT_SMOOTHING,
