@@ -410,15 +410,15 @@ def stylize_video(model, src: str | os.PathLike, dst: str | os.PathLike, style, 
     if max_size > model.config.max_size:  # frames are stylised whole (no tiles): the model's working size at most
         raise StyleTransferError(f"video frames are at most the model's working size, {model.config.max_size} px: "
                                  f"a max size of {max_size} is too large")
+    info = probe(src)  # a bad or too long clip is said before the style is encoded
+    if max_seconds is not None and info.duration is not None and info.duration > max_seconds + 0.05:
+        raise StyleTransferError(f"{src.name} is {info.duration:.1f} s long; the limit here is {max_seconds:g} s")
     if isinstance(style, Stylizer):
         stylizer = style
     else:
         stylizer = model.prepare(style, strength=strength, content_weight=content_weight, style_weight=style_weight,
                                  adversarial_weight=adversarial_weight, preserve_color=preserve_color)
     video = VideoStylizer(stylizer, smoothing=smoothing, align=align, blend=blend, cut_threshold=cut_threshold)
-    info = probe(src)
-    if max_seconds is not None and info.duration is not None and info.duration > max_seconds + 0.05:
-        raise StyleTransferError(f"{src.name} is {info.duration:.1f} s long; the limit here is {max_seconds:g} s")
     width, height = working_size(info.size, max_size)
     notes = []
     if (width, height) != info.size:
