@@ -214,12 +214,13 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, light):
 
 
 # -- frame streams --------------------------------------------------------------------------------------------------
-def test_smoothing_zero_is_the_image_path_exactly(light):
+@pytest.mark.parametrize("preserve_color", [False, True])
+def test_smoothing_zero_is_the_image_path_exactly(light, preserve_color):
     frames = pan_frames(3)
-    stylizer = light.prepare("starry-night", style_weight=2.0)
+    stylizer = light.prepare("starry-night", style_weight=2.0, preserve_color=preserve_color)
     streamed = list(stylize_frames(stylizer, frames, smoothing=0.0, align=False, blend=0.0))
     for frame, out in zip(frames, streamed):
-        picture = light.stylize(Image.fromarray(frame), "starry-night", style_weight=2.0)
+        picture = light.stylize(Image.fromarray(frame), "starry-night", style_weight=2.0, preserve_color=preserve_color)
         assert np.array_equal(np.asarray(picture), out)
 
 
@@ -269,6 +270,8 @@ def test_temporal_levers_lower_the_warping_error_of_a_pan(make_model, architectu
 
     off_grid = video_eval.pan_clip(photo, 8, 96, (3, 1))  # a pan off the network's grid: phase alignment
     per_frame = warp(off_grid, smoothing=0.0, align=False, blend=0.0)
+    assert warp(off_grid, smoothing=0.0, align=True, blend=0.0) < 0.5 * per_frame  # alignment on its own
+    assert warp(off_grid, smoothing=0.0, align=False, blend=0.5) < 0.9 * per_frame  # blending on its own
     assert warp(off_grid) < 0.6 * per_frame  # the defaults: statistics, alignment, blending
 
 
