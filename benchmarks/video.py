@@ -32,12 +32,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from cst import DEFAULT_MODEL, frontend  # noqa: E402
-from cst.video import VideoStylizer  # noqa: E402
+from cst.video import DEFAULT_SMOOTHING, VideoStylizer  # noqa: E402
 from cst.video_eval import _skimage_photo, pan_clip  # noqa: E402
 
 MODES = {
     "per frame": dict(smoothing=0.0, align=False, blend=0.0),
-    "+ statistics": dict(smoothing=0.9, align=False, blend=0.0),
+    "+ statistics": dict(smoothing=DEFAULT_SMOOTHING, align=False, blend=0.0),
     "video default": dict(),
 }
 
@@ -69,7 +69,7 @@ def bench(spec: str, sizes: list[int], n: int, warmup: int, style: str) -> list[
             os.environ["CST_ENGINE"] = "torch"
             try:
                 rows.append((spec, "light", f"{w}x{h}", "torch + statistics",
-                             frames_per_second(stylizer, frames, warmup, smoothing=0.9, align=False, blend=0.0)))
+                             frames_per_second(stylizer, frames, warmup, **MODES["+ statistics"])))
             finally:
                 if previous is None:
                     os.environ.pop("CST_ENGINE")
