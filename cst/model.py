@@ -28,8 +28,8 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from . import functional as F_
@@ -137,48 +137,10 @@ def _json_type_name(default) -> str:
     return f"a list of {len(default)} integers"
 
 
+# safetensors' dtype names -> torch's, for comparing a file's tensors with the model's before reading them
 _SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
                        "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
                        "U8": torch.uint8, "BOOL": torch.bool}
-_MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
-
-
-def _tensor_entry_ok(entry, data_size: int) -> bool:
-    """A header entry {"dtype", "shape": [ints >= 0], "data_offsets": [begin, end]} inside the data section."""
-    if not isinstance(entry, dict):
-        return False
-    shape, offsets = entry.get("shape"), entry.get("data_offsets")
-    return (isinstance(shape, list) and all(_is_int(d) and d >= 0 for d in shape) and isinstance(offsets, list)
-            and len(offsets) == 2 and all(_is_int(o) for o in offsets) and 0 <= offsets[0] <= offsets[1] <= data_size)
-
-
-def _safetensors_header(path: Path) -> dict[str, dict]:
-    """The tensor table of a .safetensors file (8-byte little-endian length, then JSON), checked against the file's
-    size. Reads the header only; the __metadata__ entry is dropped."""
-    problem = None
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            length = int.from_bytes(f.read(8), "little") if size >= 8 else -1
-            if not 2 <= length <= min(size - 8, _MAX_HEADER_BYTES):
-                problem = f"header length {length} in a file of {size} bytes"
-            else:
-                header = json.loads(f.read(length))
-    except OSError as err:
-        problem = err.strerror or str(err)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        problem = "its header is not JSON"
-    if problem is None:
-        if not isinstance(header, dict):
-            problem = "its header is not a table of tensors"
-        else:
-            header.pop("__metadata__", None)
-            bad = [k for k, v in header.items() if not _tensor_entry_ok(v, size - 8 - length)]
-            if bad:
-                problem = f"{bad[0]} does not lie inside the file"
-    if problem is not None:
-        raise StyleTransferError(f"{path} is not a readable safetensors file ({problem})")
-    return header
 
 
 class FiLM(nn.Module):
@@ -463,32 +425,32 @@ class StyleTransferModel(
         """Load a model.safetensors strictly: any missing or unexpected key, a wrong shape or dtype is an error.
 
         Untrusted files are checked from their header alone before any tensor is read: names, shapes and dtypes
-        must be this model's and each tensor's byte range must match them, so a file with extra or oversized
-        tensors is refused before it can make us allocate anything large."""
+        must be this model's (and safetensors checks each tensor's byte range against them and the file), so a file
+        with extra or oversized tensors is refused before it can make us allocate anything large."""
         path = Path(path)
         if path.suffix != ".safetensors":
             raise StyleTransferError(f"refusing to load {path.name}: cst loads safetensors weights only, never pickle")
         expected = self.trainable_state_dict()
-        header = _safetensors_header(path)
-        missing, unexpected = sorted(set(expected) - set(header)), sorted(set(header) - set(expected))
-        if missing or unexpected:
-            raise StyleTransferError(f"{path.name} does not match this model: missing keys {missing[:5]}"
-                                     f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
-                                     f"{'...' if len(unexpected) > 5 else ''}")
-        for key, entry in header.items():
-            want, shape = expected[key], tuple(entry["shape"])
-            if shape != tuple(want.shape):
-                raise StyleTransferError(f"{path.name}: {key} has shape {shape}, "
-                                         f"expected {tuple(want.shape)} (config and weights disagree)")
-            dtype, (start, end) = _SAFETENSORS_DTYPES.get(entry.get("dtype")), entry["data_offsets"]
-            if dtype is None or dtype.is_floating_point != want.dtype.is_floating_point or \
-                    (not dtype.is_floating_point and dtype != want.dtype):
-                raise StyleTransferError(f"{path.name}: {key} has dtype {entry.get('dtype')}, expected {want.dtype}")
-            if end - start != want.numel() * dtype.itemsize:
-                raise StyleTransferError(f"{path.name}: {key} claims {end - start} bytes for a {shape} "
-                                         f"{entry['dtype']} tensor (a corrupt or crafted file)")
         try:
-            state = load_file(str(path))
+            # safe_open reads the header alone and checks it against the file (its size, every tensor's byte range
+            # inside the data and matching its shape and dtype); the data is only mapped, not read
+            with safe_open(str(path), framework="pt") as f:
+                found = {key: f.get_slice(key) for key in f.keys()}
+                missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+                if missing or unexpected:
+                    raise StyleTransferError(f"{path.name} does not match this model: missing keys {missing[:5]}"
+                                             f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
+                                             f"{'...' if len(unexpected) > 5 else ''}")
+                for key, tensor in found.items():
+                    want, shape, name = expected[key], tuple(tensor.get_shape()), tensor.get_dtype()
+                    if shape != tuple(want.shape):
+                        raise StyleTransferError(f"{path.name}: {key} has shape {shape}, "
+                                                 f"expected {tuple(want.shape)} (config and weights disagree)")
+                    dtype = _SAFETENSORS_DTYPES.get(name)
+                    if dtype is None or dtype.is_floating_point != want.dtype.is_floating_point or \
+                            (not dtype.is_floating_point and dtype != want.dtype):
+                        raise StyleTransferError(f"{path.name}: {key} has dtype {name}, expected {want.dtype}")
+                state = {key: f.get_tensor(key) for key in found}
         except (SafetensorError, OSError) as err:
             raise StyleTransferError(f"{path} is not a readable safetensors file ({err})") from None
         self.trainable_modules().load_state_dict(state, strict=True)

@@ -112,9 +112,10 @@ def test_a_header_pointing_outside_the_file_is_refused(tmp_path, tiny_model_dir)
     raw = weights.read_bytes()
     weights.write_bytes(raw[: len(raw) - 16])  # the last tensor's bytes cut short: its offsets lie past the end
     message = one_line_error(lambda: StyleTransferModel.from_pretrained(folder_with(weights, tiny_model_dir)))
-    assert "not a readable safetensors file" in message and "does not lie inside the file" in message
+    assert f"{weights} is not a readable safetensors file" in message
     weights.write_bytes(struct.pack("<Q", 10**15) + b"{}")  # a header "length" of a petabyte
-    assert "header length" in one_line_error(lambda: StyleTransferModel.from_pretrained(weights.parent))
+    assert "not a readable safetensors file" in one_line_error(
+        lambda: StyleTransferModel.from_pretrained(weights.parent))
 
 
 RSS_PROBE = """
