@@ -27,7 +27,6 @@ import functools
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,20 +208,21 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         release_freed_memory()
 
 
-def show_result(content: str | None, result: Image.Image | None, scores: dict | None):
+def show_result(content: str | None, result: str | None, scores: dict | None):
     """What the page shows after `/stylize`: the before/after comparison (the photo at the result's size, the result)
-    and the scores line."""
+    and the scores line. `result` is the PNG `/stylize` wrote into Gradio's cache: shown as it is, or, past
+    PREVIEW_MAX_SIDE (full resolution), as a preview with that very file as the download (swept with the cache)."""
     if content is None or result is None:
         return None, "", gr.File(visible=False)
-    full = None
-    if max(result.size) > PREVIEW_MAX_SIDE:  # a full-resolution result: a preview here, the picture as a download
-        full = os.path.join(tempfile.mkdtemp(prefix="cst-full-"), "stylised.png")
-        result.save(full)
-        result = fit_within(result, PREVIEW_MAX_SIDE)
-    photo = fit_within(load_image(content, "content image"), max(result.size))
-    if photo.size != result.size:
-        photo = photo.resize(result.size, Image.LANCZOS)
-    return (photo, result), scores_markdown(scores), gr.File(full, visible=full is not None)
+    with Image.open(result) as img:  # the header only
+        size = img.size
+    full = result if max(size) > PREVIEW_MAX_SIDE else None
+    shown = fit_within(load_image(result, "result"), PREVIEW_MAX_SIDE) if full else result
+    size = shown.size if full else size
+    photo = fit_within(load_image(content, "content image"), max(size))
+    if photo.size != size:
+        photo = photo.resize(size, Image.LANCZOS)
+    return (photo, shown), scores_markdown(scores), gr.File(full, visible=full is not None)
 
 
 def scores_markdown(scores: dict | None) -> str:
@@ -400,7 +400,7 @@ def build_demo(model: LoadedModel | StyleTransferModel | None = None,
                 run = gr.Button("Stylize", variant="primary", elem_id="stylize-button")
                 gr.Markdown(model_markdown(model), elem_id="model-info")
                 # what the /stylize API returns; the page shows them through the comparison and the scores line
-                output = gr.Image(type="pil", format="png", visible=False, elem_id="output-image")
+                output = gr.Image(type="filepath", format="png", visible=False, elem_id="output-image")
                 scores = gr.JSON(visible=False, elem_id="scores-json")
                 full_file = gr.File(label="Full-resolution result", visible=False, elem_id="full-file")
         gr.Examples(app_examples.examples(examples_folder), inputs=[content, style, preset],

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -234,6 +235,34 @@ def test_full_resolution_keeps_the_photos_size_in_tiles_with_progress(client, im
     with Image.open(job.result(timeout=300)[0]) as img:
         assert img.size == (1100, 600)  # the photo's own size: output_size is ignored
     assert "tiles" in units, units  # the progress bar counts the tiles
+
+
+def test_a_full_resolution_result_is_a_preview_and_its_own_file_as_the_download(images):
+    """What the page shows after /stylize, without the server: a result over PREVIEW_MAX_SIDE is shown as a preview
+    beside the photo at the same size, and the download is the very PNG /stylize wrote into Gradio's cache (swept
+    with it), not a copy written elsewhere; a smaller result is shown as it is, with no download."""
+    import gradio as gr
+
+    import app
+
+    cache = Path(gr.File().GRADIO_CACHE) / "cst-test-show-result"
+    cache.mkdir(parents=True, exist_ok=True)
+    try:
+        full = cache / "image.png"
+        Image.new("RGB", (app.PREVIEW_MAX_SIDE + 400, 600), (200, 30, 30)).save(full)
+        before = set(cache.parent.iterdir())
+        (photo, preview), line, download = app.show_result(str(images["big"]), str(full), {"content_kept": 61.4,
+                                                                                         "style_taken": 48.6})
+        assert set(cache.parent.iterdir()) == before  # nothing written: no copy of the full picture
+        assert max(preview.size) == app.PREVIEW_MAX_SIDE and photo.size == preview.size
+        assert download.visible and download.value["path"] == str(full)
+        assert line == "Content kept **61 %** · Style taken **49 %**"
+        small = cache / "small.png"
+        Image.new("RGB", (300, 250)).save(small)
+        (photo, shown), _, download = app.show_result(str(images["big"]), str(small), None)
+        assert shown == str(small) and photo.size == (300, 250) and not download.visible
+    finally:
+        shutil.rmtree(cache)
 
 
 @pytest.mark.skipif(WRITE_SCREENSHOT, reason="CST_WRITE_SCREENSHOT=1 starts the server without CST_MODEL")
