@@ -10,7 +10,7 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -151,6 +151,18 @@ def fit_within(img: Image.Image, max_side: int | None) -> Image.Image:
     return img.resize(size, Image.LANCZOS)
 
 
+def write_atomic(path: str | os.PathLike, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` to a temporary file beside `path`, then rename it over `path`: a failure or a kill never leaves a
+    partial `path` (and a failure no temporary file either)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     """Write to a temporary file beside `path`, then rename: a failure never leaves a partial output file."""
     path = Path(path)
@@ -158,12 +170,7 @@ def save_image_atomic(img: Image.Image, path: str | os.PathLike) -> None:
     if fmt is None or fmt not in Image.SAVE:
         raise StyleTransferError(f"cannot write an image in the format of {path.name}: use .png, .jpg, .webp, .bmp or .tif")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     options = {"quality": 95} if fmt == "JPEG" else {}
     if img.info.get("icc_profile") and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         options["icc_profile"] = img.info["icc_profile"]  # the photo's colour space, kept (cst stylize)
-    try:
-        img.save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: img.save(tmp, format=fmt, **options))

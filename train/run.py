@@ -41,7 +41,7 @@ from cst import StyleTransferModel  # noqa: E402
 from cst import functional as F_  # noqa: E402
 from cst import losses as L  # noqa: E402
 from cst.discriminator import StyleDiscriminator  # noqa: E402
-from cst.imageio import pil_to_tensor  # noqa: E402
+from cst.imageio import pil_to_tensor, write_atomic  # noqa: E402
 from cst.light import style_vector  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
 from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
@@ -332,19 +332,15 @@ class Trainer:
 
     def publish(self, out_dir: Path, last_logs: dict, seconds: float, token: str | None) -> None:
         """Main process: the EMA generator as final/ (config.json, model.safetensors, model card), then the Hub."""
-        final, tmp, old = out_dir / "final", out_dir / ".tmp-final", out_dir / ".old-final"
-        for leftover in (tmp, old):  # of a run killed while publishing
-            shutil.rmtree(leftover, ignore_errors=True)
+        final, tmp = out_dir / "final", out_dir / ".tmp-final"
+        shutil.rmtree(tmp, ignore_errors=True)  # of a run killed while publishing
         self.ema.save_pretrained(tmp)  # written aside, then swapped in: final/ is never half-written
         samples = sorted((out_dir / "samples").glob("step-*.png"))
         write_model_card(tmp / "README.md", cfg=self.cfg.to_dict(), steps=self.progress.step, last_losses=last_logs,
                          num_photos=len(self.contents), num_artworks=len(self.styles),
                          num_processes=self.acc.num_processes, seconds=seconds,
                          sample_grid=samples[-1] if samples else None)
-        if final.exists():
-            final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, final)
         logger.info("saved %s", final)
         if self.cfg.push_to_hub:
             from huggingface_hub import HfApi
@@ -380,6 +376,18 @@ def save_grid(grid: torch.Tensor, path: Path) -> None:
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be written (a full disk, say): the run stops with a message; older ones are kept."""
+
+
+def replace_folder(new: Path | None, target: Path) -> None:
+    """Rename the complete folder `new` to `target` (None: just delete `target`). An existing `target` is renamed
+    aside to .old-NAME first and deleted after: a kill never leaves a partial `target`, only an .old- folder."""
+    old = target.with_name(f".old-{target.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    if new is not None:
+        new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def checkpoint_steps(root: Path) -> list[Path]:
@@ -420,8 +428,9 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, keep: in
     root = out_dir / "checkpoints"
     final, tmp = root / f"step-{step}", root / f".tmp-step-{step}"
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
+    if accelerator.is_main_process:  # what killed runs left: half-written saves, half-deleted old checkpoints
+        for leftover in [*root.glob(".tmp-step-*"), *root.glob(".old-step-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
     accelerator.wait_for_everyone()
     try:
         accelerator.save_state(str(tmp))
@@ -439,18 +448,9 @@ def save_checkpoint(accelerator: Accelerator, out_dir: Path, step: int, keep: in
                               f"({error or 'failed on another process'}); stopping. Kept: {kept}. Free some space, "
                               f"then resume with --resume-from-checkpoint latest")
     if accelerator.is_main_process:
-        if final.exists():  # saving a step again (resumed from an older checkpoint): set the old one aside first
-            old = root / f".old-{final.name}"
-            shutil.rmtree(old, ignore_errors=True)
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(final)
+        replace_folder(tmp, final)  # a step saved again (resumed from an older checkpoint) replaces the old one
         for stale in checkpoint_steps(root)[:-keep] if keep > 0 else []:
-            doomed = root / f".old-{stale.name}"  # renamed first: a kill mid-delete leaves no partial step-N
-            stale.rename(doomed)
-            shutil.rmtree(doomed)
+            replace_folder(None, stale)  # renamed first: a kill mid-delete leaves no partial step-N
     accelerator.wait_for_everyone()
 
 
@@ -493,9 +493,7 @@ def trim_history(history: Path, step: int) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
