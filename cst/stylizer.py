@@ -34,7 +34,8 @@ class Stylizer:
     weights: torch.Tensor  # (1, 3) = (α, β, λ), already checked
     strength: float = 1.0
     preserve_color: bool = False
-    _params: list | None = field(default=None, repr=False)
+    _params: list | None = field(default=None, repr=False)  # light: the conditional norms' (γ, β), on first use
+    _vector: torch.Tensor | None = field(default=None, repr=False)  # light: the style as the engines take it
 
     @property
     def multiple(self) -> int:
@@ -64,7 +65,9 @@ class Stylizer:
         try:
             if self.model.is_light and norm_stats is None:  # the fastest engine (cst/engines.py; CST_ENGINE=torch)
                 from .engines import best_engine
-                out = best_engine(self.model).run(x, style_vector(self.style, _layers()), self.weights, self.strength)
+                if self._vector is None:  # once per stylisation, not once per tile or frame
+                    self._vector = style_vector(self.style, _layers())
+                out = best_engine(self.model).run(x, self._vector, self.weights, self.strength)
             else:
                 out = self.model(x, self.style, self.weights, self.strength, norm_stats=norm_stats)
         finally:
