@@ -70,15 +70,17 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_space(home: Path, env: dict[str, str] | None = None, startup_timeout_s: float = 300):
-    """Start `python app.py` (offline, on a free port, with its own TMPDIR and HF_HOME under `home`), wait until it
-    serves, yield a Space; stop it at the end (stop_space) if it still runs."""
+def running_space(home: Path, env: dict[str, str | None] | None = None, startup_timeout_s: float = 300):
+    """Start `python app.py` (offline, on a free port, with its own TMPDIR and an empty HF_HOME under `home`), wait
+    until it serves, yield a Space; stop it at the end (stop_space) if it still runs. `env` is added to this
+    process's environment; a None value removes that variable (e.g. {"CST_MODEL": None}: the Space's default)."""
     (home / "tmp").mkdir(parents=True, exist_ok=True)
     (home / "hf_home").mkdir(exist_ok=True)
     port = free_port()
     full_env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1",
                 "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"), "GRADIO_ANALYTICS_ENABLED": "False",
                 "TMPDIR": str(home / "tmp"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {name: value for name, value in full_env.items() if value is not None}
     full_env.pop("GRADIO_TEMP_DIR", None)
     log_path = home / "server.log"
     with open(log_path, "wb") as log:  # SIGINT as Ctrl-C (a shell's background job would inherit it ignored)

@@ -12,10 +12,6 @@ import json
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -25,6 +21,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from benchmarks.load import running_space
 from cst import DEFAULT_MODEL, StyleTransferModel, presets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,60 +33,20 @@ SCORE_KEYS = {"content_kept", "style_taken"}
 VIEWPORT = {"width": 1366, "height": 768}
 SCREENSHOT = REPO / "docs" / "space.png"  # written by the browser test when CST_WRITE_SCREENSHOT=1
 WRITE_SCREENSHOT = os.environ.get("CST_WRITE_SCREENSHOT") == "1"
-STARTUP_TIMEOUT_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"app.py exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    process.terminate()
-    pytest.fail(f"app.py did not serve within {STARTUP_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
 def space(tmp_path_factory):
-    """(URL, server log) of `python app.py` started offline, with no Hub cache and an unreachable CST_MODEL."""
-    home = tmp_path_factory.mktemp("space")
-    (home / "hf_home").mkdir()
-    (home / "tmp").mkdir()
-    port = _free_port()
-    env = {**{k: v for k, v in os.environ.items() if k != "CST_MODEL"}, "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(home / "hf_home"),
-           "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(home / "tmp")}  # gradio's cache and the examples
-    if not WRITE_SCREENSHOT:
-        env["CST_MODEL"] = MISSING_MODEL
-    log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, process, log_path)
-        yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    """`python app.py` started offline, with no Hub cache and an unreachable CST_MODEL (benchmarks/load.py's
+    running_space, which also removes CST_MODEL from the environment when WRITE_SCREENSHOT asks for the default)."""
+    with running_space(tmp_path_factory.mktemp("space"), {"CST_MODEL": None if WRITE_SCREENSHOT else MISSING_MODEL}) \
+            as space:
+        yield space
 
 
 @pytest.fixture(scope="module")
 def server(space) -> str:
-    return space[0]
+    return space.url
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +151,7 @@ def test_user_mistakes_leave_no_traceback_in_the_server_log(space, client, image
                         style_weight=0.0)):
         with pytest.raises(AppError):
             client.predict(**kwargs, api_name="/stylize")
-    log_text = space[1].read_text()
+    log_text = space.log_path.read_text()
     assert "Traceback" not in log_text, log_text[-3000:]
 
 

@@ -323,43 +323,11 @@ def test_cli_not_a_video(tmp_path, light_dir, capsys):
 # -- the Space ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def space(tmp_path_factory, light_dir):
-    """(URL, server log) of `python app.py` serving the tiny light model, offline."""
-    import os
-    import socket
-    import time
-    import urllib.request
+    """`python app.py` serving the tiny light model, offline (benchmarks/load.py's running_space)."""
+    from benchmarks.load import running_space
 
-    home = tmp_path_factory.mktemp("space")
-    (home / "tmp").mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_SERVER_NAME": "127.0.0.1", "HF_HUB_OFFLINE": "1",
-           "CST_MODEL": str(light_dir), "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(home / "tmp"),
-           "OMP_NUM_THREADS": "1"}
-    log_path = home / "server.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"app.py did not serve:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        yield url, log_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with running_space(tmp_path_factory.mktemp("space"), {"CST_MODEL": str(light_dir)}) as space:
+        yield space
 
 
 def test_space_video_endpoint_keeps_frames_and_sound_and_shows_progress(space, clip, tmp_path):
@@ -368,8 +336,7 @@ def test_space_video_endpoint_keeps_frames_and_sound_and_shows_progress(space, c
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    url, log_path = space
-    client = Client(url, verbose=False, download_files=str(tmp_path))
+    client = Client(space.url, verbose=False, download_files=str(tmp_path))
     job = client.submit(clip=handle_file(str(clip)), style=None, preset="great-wave", strength=0.9,
                         frame_size=128, api_name="/stylize_video")
 
@@ -394,7 +361,7 @@ def test_space_video_endpoint_keeps_frames_and_sound_and_shows_progress(space, c
         with pytest.raises(AppError) as caught:
             client.predict(clip=handle_file(str(path)), style=None, api_name="/stylize_video", **kwargs)
         assert message in str(caught.value) and "\n" not in str(caught.value), str(caught.value)
-    assert "Traceback" not in log_path.read_text()
+    assert "Traceback" not in space.log_path.read_text()
 
 
 def test_webcam_frames_share_one_stream_until_the_settings_change(light):
