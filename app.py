@@ -39,6 +39,7 @@ import app_examples
 from cst import DEFAULT_MODEL, StyleTransferError, StyleTransferModel, frontend, presets, space_video
 from cst.imageio import fit_within, load_image
 from cst.scores import picture_scores, style_reference
+from cst.space_video import user_error
 
 log = logging.getLogger("cst.app")
 
@@ -112,11 +113,6 @@ def concurrency_limit() -> int:
     return max(1, usable_cpus() // 2)
 
 
-def user_error(message: str) -> gr.Error:
-    """A mistake of the visitor's: shown on the page, and no traceback in the server log (it is not our bug)."""
-    return gr.Error(message, print_exception=False)
-
-
 def pass_uploads_unopened(image: gr.Image) -> gr.Image:
     """Make a gr.Image(type="filepath") hand an uploaded file's path on without opening it, and return it.
 
@@ -167,12 +163,8 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
     """
     if content is None:
         raise user_error("Add a content photo first.")
-    if preset and presets.get(preset) is None:  # only names: a preset never reads a file the caller names
-        raise user_error(f"{preset!r} is not a built-in style; pick one of: {', '.join(presets.presets())}")
-    first = presets.get(preset).name if preset else style
-    if first is None:
-        raise user_error("Pick a built-in style or add a style image first.")
     try:
+        first = frontend.chosen_style(style, preset)  # an unknown preset or no style: a StyleTransferError, below
         progress(0.0, desc="Reading images")
         # NaN passes Gradio's range check (every comparison with it is false): check it here, as a number
         output_size = int(frontend.check_number(output_size, "output_size", low=OUTPUT_SIZE_MIN,
@@ -190,7 +182,7 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
         notice = frontend.clamp_notice(sliders, loaded.model.config.weight_min, loaded.model.config.weight_max)
         if notice:
             gr.Warning(notice)
-        styles = [(first, 1.0 - style2_blend), (style2, style2_blend)] if style2 is not None else first
+        styles = frontend.style_blend(first, style2, style2_blend)
         progress(0.2, desc="Stylising")
         picture = loaded.model.stylize(work, styles, **sliders, preserve_color=preserve_color,
                                        max_size=output_size, full_resolution=bool(full_resolution),

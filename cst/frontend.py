@@ -62,6 +62,26 @@ def check_max_size(max_size, name: str = "max_size") -> int | None:
     return max_size
 
 
+def chosen_style(style, preset: str | None):
+    """The style a page's inputs pick: a built-in style's name (`preset`, which wins over the style image; only
+    names, so a preset never reads a file the caller names), else the style image; a one-line StyleTransferError for
+    an unknown name or no style at all. The Space's picture, video and webcam endpoints share it."""
+    from . import presets
+
+    if preset and presets.get(preset) is None:
+        raise StyleTransferError(f"{preset!r} is not a built-in style; pick one of: {', '.join(presets.presets())}")
+    first = presets.get(preset).name if preset else style
+    if first is None:
+        raise StyleTransferError("Pick a built-in style or add a style image first.")
+    return first
+
+
+def style_blend(first, style2, share):
+    """`first` alone, or blended with an optional second style that takes `share` of it: what `stylize` and
+    `prepare` take as their style."""
+    return [(first, 1.0 - share), (style2, share)] if style2 is not None else first
+
+
 def resolve_model_spec(spec: str | os.PathLike | None) -> tuple[str, str | None]:
     """spec -> (folder or repo id, revision or None). A spec that looks like a path but is not a folder is a
     one-line "no such folder" error, not a Hub id complaint."""

@@ -25,7 +25,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from . import frontend, presets
+from . import frontend
 from .errors import StyleTransferError
 from .imageio import fit_within
 from .video import DEFAULT_MAX_SIZE, VideoStylizer, stylize_video
@@ -38,19 +38,16 @@ WEBCAM_SIZE = 256  # long side of the webcam frames stylised (px)
 WEBCAM_EVERY = 0.1  # seconds between webcam frames sent by the browser (it skips frames while one is in work)
 
 
-def _user_error(message: str) -> gr.Error:
+def user_error(message: str) -> gr.Error:
+    """A mistake of the visitor's: shown on the page, and no traceback in the server log (it is not our bug)."""
     return gr.Error(message, print_exception=False)
 
 
 def _styles(style, preset, style2, style2_blend):
     """The page's style inputs -> what `model.prepare` takes (a preset wins over an image)."""
-    if preset and presets.get(preset) is None:
-        raise _user_error(f"{preset!r} is not a built-in style; pick one of: {', '.join(presets.presets())}")
-    first = presets.get(preset).name if preset else style
-    if first is None:
-        raise _user_error("Pick a built-in style or add a style image first.")
+    first = frontend.chosen_style(style, preset)
     blend = frontend.check_number(style2_blend, "style2_blend", low=0.0, high=1.0)
-    return [(first, 1.0 - blend), (style2, blend)] if style2 is not None else first
+    return frontend.style_blend(first, style2, blend)
 
 
 def _prepare(model, style, preset, strength, content_weight, style_weight, adversarial_weight, preserve_color,
@@ -66,7 +63,7 @@ def stylize_clip(model, clip: str | None, style: str | None, strength: float, co
                  progress=gr.Progress()) -> str:
     """The `/stylize_video` endpoint: a clip (up to MAX_SECONDS s) -> the stylised clip (mp4, its sound kept)."""
     if clip is None:
-        raise _user_error("Add a video clip first.")
+        raise user_error("Add a video clip first.")
     try:
         size = frontend.check_max_size(int(frontend.check_number(frame_size, "frame_size", low=VIDEO_SIZE_MIN,
                                                                  high=VIDEO_SIZE_MAX)), "frame_size")
@@ -89,7 +86,7 @@ def stylize_clip(model, clip: str | None, style: str | None, strength: float, co
         log.info("video: %s frames at %sx%s", summary["frames"], *summary["size"])
         return str(target)
     except StyleTransferError as err:
-        raise _user_error(str(err)) from None
+        raise user_error(str(err)) from None
     except gr.Error:
         raise
     except Exception as err:  # our problem: the traceback goes to the log once, the visitor gets one line
@@ -121,7 +118,7 @@ def stylize_webcam(model, frame: np.ndarray | None, state: WebcamState | None, s
         picture = fit_within(Image.fromarray(np.asarray(frame, dtype=np.uint8)[..., :3]), WEBCAM_SIZE)
         return state.video(np.asarray(picture)), state
     except StyleTransferError as err:
-        raise _user_error(str(err)) from None
+        raise user_error(str(err)) from None
 
 
 def video_tabs(model, *, style: gr.components.Component, preset: gr.components.Component,
