@@ -59,7 +59,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from skimage.color import rgb2gray
-from skimage.metrics import structural_similarity
 from tqdm import tqdm
 
 from . import DEFAULT_MODEL, frontend
@@ -69,6 +68,7 @@ from .functional import calc_mean_std, gram_matrix
 from .imageio import load_image, pil_to_tensor
 from .judge import StyleJudge
 from .model import StyleTransferModel
+from .scores import gray_ssim
 from .vgg import LAYER_ORDER, VGG19Features
 
 Features = dict[str, torch.Tensor]  # {"relu1_1": (1, C, H, W), ...}
@@ -116,7 +116,7 @@ def ssim_gray(a, b) -> float:
     """SSIM of the grayscale versions of two same-size RGB images in [0, 1] (1 = identical)."""
     gray_a, gray_b = rgb2gray(as_array(a)), rgb2gray(as_array(b))
     assert gray_a.shape == gray_b.shape, f"sizes differ: {gray_a.shape} vs {gray_b.shape}"
-    return float(structural_similarity(gray_a, gray_b, data_range=1.0))
+    return float(gray_ssim(gray_a, gray_b))  # the Space's scores use the same SSIM
 
 
 def relative_error(a, b) -> float:

@@ -113,7 +113,9 @@ def _gray(img: Image.Image) -> np.ndarray:
     return rgb2gray(np.asarray(img, dtype=np.float64) / 255.0)
 
 
-def _ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
+def gray_ssim(a: np.ndarray, b: np.ndarray, full: bool = False):
+    """SSIM of two same-size grayscale arrays in [0, 1] (scikit-image, data range 1, SSIM_WINDOW window), with the
+    local SSIM map when `full`: content kept's SSIM, and cst.eval's `ssim` metric."""
     return structural_similarity(a, b, data_range=1.0, win_size=SSIM_WINDOW, full=full)
 
 
@@ -193,9 +195,10 @@ def picture_scores(model: "StyleTransferModel", photo: ImageLike, result: ImageL
 
     # content kept: SSIM to the photo, between the style picture(s) (0 %) and the photo itself (100 %)
     photo_gray = _gray(photo_small)
-    ssim, ssim_map = _ssim(_gray(result_small), photo_gray, full=True)
+    ssim, ssim_map = gray_ssim(_gray(result_small), photo_gray, full=True)
     total = sum(w for _, w in reference.pictures)
-    floor = sum(w * _ssim(_gray(_resized(p, work)), photo_gray) for p, w in reference.pictures) / total if total else 0.0
+    floor = (sum(w * gray_ssim(_gray(_resized(p, work)), photo_gray) for p, w in reference.pictures) / total
+             if total else 0.0)
     content_kept = _percent((ssim - floor) / (1.0 - floor)) if floor < 1.0 else (100.0 if ssim >= 1.0 else 0.0)
 
     # style taken: the result's distance to the style's statistics, as a share of the photo's own distance
