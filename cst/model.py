@@ -44,6 +44,7 @@ from .light import (FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, no
 from .vgg import VGG19Features
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")  # where style stats are taken (and AdaIN applied)
+SKIP_LAYERS = ("relu1_1", "relu2_1", "relu3_1")  # the vgg decoder's possible skip connections
 ARCHITECTURES = ("light", "vgg")
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -64,6 +65,10 @@ class StyleTransferConfig:
     decoder_channels: tuple[int, int, int] = (256, 128, 64)
     # skip connections from the AdaIN'd relu1_1..relu3_1 features; False gives the classic AdaIN decoder (relu4_1 only)
     skip_connections: bool = True
+    # which of those layers the skips come from (with skip_connections). A decoder given relu1_1 renders the picture
+    # from it: relu1_1 is nearly linear in RGB, so its per-channel AdaIN is a colour remap, and the deeper layers,
+    # where the painting's marks are, go unused (benchmarks/layers.py shows it for the embedded default)
+    skip_layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1")
     # hidden width of the MLP that maps log(α, β, λ) to the decoder's FiLM scales and shifts
     condition_dim: int = 64
     # trained range of each loss weight (log-uniform sampling in training); slider values are clamped into it
@@ -83,6 +88,10 @@ class StyleTransferConfig:
         if len(self.light_widths) != 2 or min(self.light_widths) < 1 or self.light_blocks < 0:
             raise StyleTransferError(f"config: light_widths must be 2 positive ints and light_blocks >= 0, got "
                                      f"{self.light_widths}, {self.light_blocks}")
+        self.skip_layers = tuple(self.skip_layers)
+        if not set(self.skip_layers) <= set(SKIP_LAYERS) or len(set(self.skip_layers)) != len(self.skip_layers):
+            raise StyleTransferError(f"config: skip_layers must be distinct names among {SKIP_LAYERS}, got "
+                                     f"{list(self.skip_layers)}")
         if len(self.decoder_channels) != 3 or min(self.decoder_channels) < 1:
             raise StyleTransferError(f"config: decoder_channels must be 3 positive ints, got {self.decoder_channels}")
         if not (0 < self.weight_min < self.weight_max):
@@ -127,13 +136,16 @@ def _json_type_ok(value, default) -> bool:
         return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
     if isinstance(default, str):
         return isinstance(value, str)
-    return isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)  # tuple[int, ...]
+    kind = str if default and isinstance(default[0], str) else int
+    return isinstance(value, (list, tuple)) and all(isinstance(v, kind) and not isinstance(v, bool) for v in value)
 
 
 def _json_type_name(default) -> str:
     for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a finite number"), (str, "a string")):
         if isinstance(default, kind):
             return name
+    if default and isinstance(default[0], str):
+        return "a list of strings"
     return f"a list of {len(default)} integers"
 
 
@@ -172,15 +184,18 @@ class Decoder(nn.Module):
     def __init__(self, config: StyleTransferConfig):
         super().__init__()
         c3, c2, c1 = config.decoder_channels
-        skip = config.skip_connections
+        # conv index -> the skip's features concatenated before it
+        self.skips = {i: layer for i, layer in ((1, "relu3_1"), (3, "relu2_1"), (5, "relu1_1"))
+                      if config.skip_connections and layer in config.skip_layers}
+        width = {i: VGG_CHANNELS[layer] if i in self.skips else 0 for i, layer in ((1, "relu3_1"), (3, "relu2_1"),
+                                                                                   (5, "relu1_1"))}
         # (in, out) of each modulated conv, in order; a 2x upsample follows convs 0, 2 and 4
         self.plan = [
             (512, c3),
-            (c3 + 256 * skip, c3), (c3, c2),
-            (c2 + 128 * skip, c2), (c2, c1),
-            (c1 + 64 * skip, c1),
+            (c3 + width[1], c3), (c3, c2),
+            (c2 + width[3], c2), (c2, c1),
+            (c1 + width[5], c1),
         ]
-        self.skip = skip
         self.convs = nn.ModuleList(conv3x3(cin, cout) for cin, cout in self.plan)
         self.to_rgb = conv3x3(c1, 3)
         nn.init.constant_(self.to_rgb[1].bias, 0.45)  # start near mid-grey rather than black
@@ -189,10 +204,10 @@ class Decoder(nn.Module):
     def forward(self, feats: dict[str, torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
         film = self.film(weights)
         x = feats["relu4_1"] / FEATURE_RMS["relu4_1"]  # (B, 512, H/8, W/8)
-        skips = {1: "relu3_1", 3: "relu2_1", 5: "relu1_1"}  # conv index -> features concatenated before it
         for i, conv in enumerate(self.convs):
-            if self.skip and i in skips:
-                x = torch.cat([x, (feats[skips[i]] / FEATURE_RMS[skips[i]]).to(x.dtype)], dim=1)
+            if i in self.skips:
+                layer = self.skips[i]
+                x = torch.cat([x, (feats[layer] / FEATURE_RMS[layer]).to(x.dtype)], dim=1)
             gamma, beta = film[i]
             x = torch.relu(conv(x) * gamma.to(x.dtype) + beta.to(x.dtype))
             if i in (0, 2, 4):

@@ -333,3 +333,35 @@ def test_a_folder_that_does_not_exist(tmp_path):
                     "taken for a Hub repo id; expected a one-line StyleTransferError")
     else:
         pytest.fail("a missing folder loaded")
+
+
+# -- which VGG layers the decoder's skips come from (config skip_layers) ------------------------------------------
+def test_skip_layers_choose_the_decoder_inputs(make_image):
+    """Without the relu1_1 skip the last modulated conv reads only the decoder's own channels, and the picture
+    depends on relu1_1 only through the deeper layers: changing relu1_1's features changes nothing."""
+    small = dict(architecture="vgg", decoder_channels=(16, 8, 8), condition_dim=8, style_size=32, max_size=32)
+    full = StyleTransferModel(StyleTransferConfig(**small))
+    without = StyleTransferModel(StyleTransferConfig(**small, skip_layers=("relu2_1", "relu3_1")))
+    assert full.decoder.convs[5][1].in_channels == 8 + 64 and without.decoder.convs[5][1].in_channels == 8
+    assert list(without.decoder.skips.values()) == ["relu3_1", "relu2_1"]
+    feats = without.encode_content(pil_to_tensor(make_image(32, 32)))
+    weights = torch.ones(1, 3)
+    with torch.no_grad():
+        same = without.decoder({**feats, "relu1_1": torch.randn_like(feats["relu1_1"])}, weights)
+        assert torch.equal(same, without.decoder(feats, weights))
+        assert not torch.equal(full.decoder({**feats, "relu1_1": torch.randn_like(feats["relu1_1"])}, weights),
+                               full.decoder(feats, weights))
+
+
+@pytest.mark.parametrize("value, problem", [(["relu4_1"], "skip_layers must be distinct names"),
+                                            (["relu2_1", "relu2_1"], "skip_layers must be distinct names"),
+                                            ([1, 2], "skip_layers must be a list of strings")])
+def test_bad_skip_layers(saved, value, problem):
+    _edit_config(saved, lambda c: c.update({"skip_layers": value}))
+    assert problem in _load_error(saved)
+
+
+def test_a_config_without_skip_layers_has_all_three(saved):
+    _edit_config(saved, lambda c: c.pop("skip_layers", None))
+    model = StyleTransferModel.from_pretrained(saved)
+    assert model.config.skip_layers == ("relu1_1", "relu2_1", "relu3_1")
