@@ -529,15 +529,21 @@ TABLE_COLUMNS = [("ssim", "SSIM↑"), ("content_error_relu4_1", "feat4_1↓"), (
                  ("color_distance", "colour↓")]
 
 
+def method_table(headers: Sequence[str], rows: dict[str, Sequence[str]], note: str) -> str:
+    """A plain-text table, one row a method: its name in a column as wide as the longest, then the cells (text)
+    right-aligned in 12 characters under `headers`, then the `note` line. The image and video evaluations print it."""
+    width = max(len(name) for name in rows) + 2
+    lines = [f"{'method':<{width}}" + "".join(f"{h:>12}" for h in headers)]
+    lines += [f"{name:<{width}}" + "".join(f"{cell:>12}" for cell in cells) for name, cells in rows.items()]
+    return "\n".join([*lines, note])
+
+
 def _table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     columns = [(k, h) for k, h in TABLE_COLUMNS if k in next(iter(summary.values()))["mean"]]
-    width = max(len(n) for n in summary) + 2
-    lines = [f"{'method':<{width}}" + "".join(f"{h:>12}" for _, h in columns) + f"{'ms/pair':>12}"]
-    for name, stats in summary.items():
-        lines.append(f"{name:<{width}}" + "".join(f"{stats['mean'][k]:>12.4f}" for k, _ in columns)
-                     + f"{stats['median']['ms']:>12.0f}")
-    lines.append("(means over pairs; ms/pair is the median; ↑ higher is better, ↓ lower is better)")
-    return "\n".join(lines)
+    rows = {name: [f"{stats['mean'][k]:.4f}" for k, _ in columns] + [f"{stats['median']['ms']:.0f}"]
+            for name, stats in summary.items()}
+    return method_table([h for _, h in columns] + ["ms/pair"], rows,
+                        "(means over pairs; ms/pair is the median; ↑ higher is better, ↓ lower is better)")
 
 
 def _slider_table(rows: Sequence[dict], mads: dict[str, float], checks: dict[str, dict[str, dict]],

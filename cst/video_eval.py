@@ -377,26 +377,22 @@ def summarise(report: dict, clips: Sequence[Clip]) -> dict[str, dict[str, float]
 
 
 def table(summary: dict[str, dict[str, float]]) -> str:
+    from .eval import method_table
+
     columns = [("pan_warp", "pan warp↓"), ("pan_flicker", "pan flick↓"), ("flow_warp", "flow warp↓"),
                ("flow_flicker", "flow flick↓"), ("gram", "Gram↓"), ("gram_change", "Δgram"), ("ms", "ms/frame")]
-    width = max(len(name) for name in summary) + 2
-    lines = [f"{'method':<{width}}" + "".join(f"{h:>12}" for _, h in columns)]
-    for name, row in summary.items():
-        cells = []
-        for key, _ in columns:
-            value = row.get(key)
-            if value is None or value != value:
-                cells.append(f"{'':>12}")
-            elif key == "gram_change":
-                cells.append(f"{100 * value:>+11.1f}%")
-            elif key == "ms":
-                cells.append(f"{value:>12.0f}")
-            else:
-                cells.append(f"{value:>12.3f}")
-        lines.append(f"{name:<{width}}" + "".join(cells))
-    lines.append("(warp: occlusion-masked mean |O_t − warp(O_t−1)|, flick: mean-colour jump, both 0-255, means over "
-                 "frame pairs, clips and styles; Δgram: vs the same frames stylised one by one)")
-    return "\n".join(lines)
+
+    def cell(key: str, value: float | None) -> str:
+        if value is None or value != value:
+            return ""
+        if key == "gram_change":
+            return f"{100 * value:+.1f}%"
+        return f"{value:.0f}" if key == "ms" else f"{value:.3f}"
+
+    rows = {name: [cell(key, row.get(key)) for key, _ in columns] for name, row in summary.items()}
+    return method_table([h for _, h in columns], rows,
+                        "(warp: occlusion-masked mean |O_t − warp(O_t−1)|, flick: mean-colour jump, both 0-255, means "
+                        "over frame pairs, clips and styles; Δgram: vs the same frames stylised one by one)")
 
 
 def build_parser() -> argparse.ArgumentParser:
