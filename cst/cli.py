@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_settings_arguments(p: argparse.ArgumentParser, max_size_help: str) -> None:
     """The sliders, --preserve-color, --max-size and --model, shared by `stylize` and `sheet`."""
     p.add_argument("--strength", type=float, default=1.0, metavar="S",
-                   help="how far the photo's feature statistics move to the style's: 0 = none, 1 = fully (default 1)")
+                   help="mixes the stylised picture with the photo: 0 = the photo, 1 = fully stylised (default 1)")
     p.add_argument("--content-weight", type=float, default=1.0, metavar="A",
                    help="α, keep the photo's structure: > 0, trained range 0.1-10 (default 1)")
     p.add_argument("--style-weight", type=float, default=1.0, metavar="B",

@@ -307,7 +307,8 @@ class StyleTransferModel(
     def forward(self, content: torch.Tensor, style: F_.StyleStats, weights: torch.Tensor,
                 strength: torch.Tensor | float = 1.0, norm_stats: list | None = None) -> torch.Tensor:
         """content (B, 3, H, W) in [0, 1]; style stats from `encode_style` (batch 1 or B); weights (B, 3) = (α, β, λ);
-        strength float or (B,). Returns (B, 3, H, W), unclamped (losses see the raw output).
+        strength float or (B,): the stylised picture mixed with the photo itself (0 gives the photo back exactly).
+        Returns (B, 3, H, W), unclamped at strength 1 (losses see the raw output).
         norm_stats: the normalisation statistics from outside (`Stylizer.statistics` of a thumbnail of the whole
         picture, or of earlier video frames) instead of the content's own: light, per norm layer; vgg, per VGG layer;
         or a callable (layer, own (mean, std)) -> (mean, std) that blends them in the same pass (cst/video.py)."""
@@ -317,11 +318,11 @@ class StyleTransferModel(
         x = self.pad_to_multiple(content)  # cropped back below
         if self.is_light:
             out = self.transformer(x, self.condition(style, weights), norm_stats)
-            if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
-                s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
-                out = s * out.clamp(0, 1) + (1.0 - s) * x
         else:
-            out = self.decoder(self.fuse(self.encode_content(x), style, strength, content_stats=norm_stats), weights)
+            out = self.decoder(self.fuse(self.encode_content(x), style, content_stats=norm_stats), weights)
+        if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
+            s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
+            out = torch.where(s == 1.0, out, s * out.clamp(0, 1) + (1.0 - s) * x)  # a sample at 1 stays unclamped
         return out[:, :, :h, :w]
 
     # -- the user-facing call ----------------------------------------------------------------------------------
@@ -398,7 +399,7 @@ class StyleTransferModel(
 
         style: an image (path, PIL, HxWx3 array), a built-in style's name ("starry-night"), cached stats from
         `style_stats`, or [(style, weight), ...] to blend.
-        strength in [0, 1] mixes the photo's own feature statistics back in (0 = the photo, through the decoder).
+        strength in [0, 1] mixes the stylised picture with the photo itself (0 gives the photo back exactly).
         content_weight α, style_weight β, adversarial_weight λ: the loss weights the decoder was trained with, > 0;
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
         max_size: long side of the working resolution (default config.max_size); the result is resized back.

@@ -365,3 +365,15 @@ def test_a_config_without_skip_layers_has_all_three(saved):
     _edit_config(saved, lambda c: c.pop("skip_layers", None))
     model = StyleTransferModel.from_pretrained(saved)
     assert model.config.skip_layers == ("relu1_1", "relu2_1", "relu3_1")
+
+
+def test_strength_zero_gives_back_the_photo_on_the_vgg_generator(tiny_model, make_image):
+    """Both architectures: strength mixes the stylised picture with the photo itself, so 0 is the photo exactly
+    (not the photo through the decoder) and 0.5 lies half-way."""
+    assert not tiny_model.is_light
+    photo, style = make_image(40, 24, seed=1), make_image(32, 32, seed=2)
+    kept = np.asarray(tiny_model.stylize(photo, style, strength=0.0)).astype(int)
+    assert np.abs(kept - np.asarray(photo).astype(int)).max() <= 1
+    full = np.asarray(tiny_model.stylize(photo, style)).astype(int)
+    half = np.asarray(tiny_model.stylize(photo, style, strength=0.5)).astype(int)
+    assert np.abs(half - (full + kept) / 2).mean() < 1.0
