@@ -171,7 +171,7 @@ def stylize(loaded: LoadedModel, content: str | None, style: str | None, strengt
                                                 high=OUTPUT_SIZE_MAX))
         photo = load_image(content, "content image")  # read once; `stylize` takes the PIL image as it is
         if full_resolution and photo.width * photo.height > FULL_RESOLUTION_MAX_MP * 1e6:
-            raise user_error(f"Full resolution takes photos up to {FULL_RESOLUTION_MAX_MP} MP; this one is "
+            raise StyleTransferError(f"Full resolution takes photos up to {FULL_RESOLUTION_MAX_MP} MP; this one is "
                              f"{photo.width}x{photo.height} px ({photo.width * photo.height / 1e6:.0f} MP). "
                              f"Untick it to stylise at the output size.")
         work = photo if full_resolution else fit_within(photo, output_size)
@@ -332,7 +332,7 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
     with gr.Accordion("Advanced: strength, loss weights α, β, λ, output size, colours", open=False,
                       elem_id="settings"):
         strength = quiet_validation(gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Style strength",
-                                              info="0 keeps the photo's own look, 1 applies the style fully",
+                                              info="0 gives the photo back, 1 the full stylisation",
                                               elem_id="strength"), "strength")
         sliders = [log_weight_slider("Content weight α", "higher keeps more of the photo's structure",
                                      "content-weight", weight_min, weight_max),

@@ -222,6 +222,21 @@ def test_a_full_resolution_result_is_a_preview_and_its_own_file_as_the_download(
         shutil.rmtree(cache)
 
 
+def test_a_photo_over_the_full_resolution_cap_is_told_so(tmp_path, tiny_model):
+    """Over FULL_RESOLUTION_MAX_MP the visitor reads the cap and what to do, not a generic failure."""
+    import gradio as gr
+
+    import app
+
+    side = int((app.FULL_RESOLUTION_MAX_MP * 1e6) ** 0.5) + 8
+    big = tmp_path / "big.png"
+    Image.new("RGB", (side, side), (90, 120, 150)).save(big)
+    with pytest.raises(gr.Error) as err:
+        app.stylize(app.LoadedModel(tiny_model, "tiny"), str(big), None, 1.0, 1.0, 1.0, 1.0, False, 512,
+                    preset="udnie", full_resolution=True, progress=lambda *a, **k: None)
+    assert f"up to {app.FULL_RESOLUTION_MAX_MP} MP" in err.value.message and f"{side}x{side}" in err.value.message
+
+
 @pytest.mark.skipif(WRITE_SCREENSHOT, reason="CST_WRITE_SCREENSHOT=1 starts the server without CST_MODEL")
 def test_offline_start_falls_back_to_the_default_model(server):
     with urllib.request.urlopen(f"{server}/config", timeout=10) as response:
