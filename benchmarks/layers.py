@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--styles", nargs="+", default=["udnie", "starry-night", "great-wave"], help="built-in paintings")
     p.add_argument("--size", type=int, default=320, help="long side of the photos (px)")
     p.add_argument("-o", "--output", type=Path, help="write a contact sheet (photo, painting, each variant)")
+    p.add_argument("--show", nargs="+", metavar="VARIANT",
+                   help='the sheet\'s variant columns (default all of them), e.g. --show all "only relu1_1" "not relu1_1"')
     args = p.parse_args(argv)
     from skimage import data
 
@@ -71,10 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             diffs = {k: float((v - base).abs().mean()) * 255 for k, v in pictures.items() if k != "photo (none)"}
             for k, d in diffs.items():
                 totals.setdefault(k, []).append(d)
-            header = ["photo", "painting", *pictures]
+            shown = args.show or list(pictures)
+            unknown = sorted(set(shown) - set(pictures))
+            if unknown:
+                p.error(f"--show: unknown variants {unknown}; choose among {list(pictures)}")
+            header = ["photo", "painting", *shown]
             rows.append([photo, Image.open(presets.get(style).path).convert("RGB"),
-                         *(tensor_to_pil(v) for v in pictures.values())])
-            captions.append([photo_name, style, "", *(f"{diffs[k]:.1f}/255" for k in diffs)])
+                         *(tensor_to_pil(pictures[k]) for k in shown)])
+            captions.append([photo_name, style, *(f"{diffs[k]:.1f}/255" if k in diffs else "" for k in shown)])
     print(f"mean |picture - photo reconstructed| over {len(rows)} pairs (0-255):")
     for name, values in totals.items():
         print(f"  {name:<14} {np.mean(values):5.1f}")
