@@ -187,14 +187,13 @@ class Decoder(nn.Module):
         # conv index -> the skip's features concatenated before it
         self.skips = {i: layer for i, layer in ((1, "relu3_1"), (3, "relu2_1"), (5, "relu1_1"))
                       if config.skip_connections and layer in config.skip_layers}
-        width = {i: VGG_CHANNELS[layer] if i in self.skips else 0 for i, layer in ((1, "relu3_1"), (3, "relu2_1"),
-                                                                                   (5, "relu1_1"))}
+        extra = {i: VGG_CHANNELS[layer] for i, layer in self.skips.items()}
         # (in, out) of each modulated conv, in order; a 2x upsample follows convs 0, 2 and 4
         self.plan = [
             (512, c3),
-            (c3 + width[1], c3), (c3, c2),
-            (c2 + width[3], c2), (c2, c1),
-            (c1 + width[5], c1),
+            (c3 + extra.get(1, 0), c3), (c3, c2),
+            (c2 + extra.get(3, 0), c2), (c2, c1),
+            (c1 + extra.get(5, 0), c1),
         ]
         self.convs = nn.ModuleList(conv3x3(cin, cout) for cin, cout in self.plan)
         self.to_rgb = conv3x3(c1, 3)
@@ -276,7 +275,7 @@ class StyleTransferModel(
         with torch.no_grad():
             return self.encoder(content, STYLE_LAYERS)
 
-    def fuse(self, feats: dict[str, torch.Tensor], style: F_.StyleStats, strength: torch.Tensor | float = 1.0,
+    def fuse(self, feats: dict[str, torch.Tensor], style: F_.StyleStats,
              content_stats: F_.StyleStats | None = None) -> dict[str, torch.Tensor]:
         """vgg only: AdaIN at each layer; `content_stats` (e.g. of a thumbnail) replaces each feature map's own, or
         is a callable (layer, own (mean, std)) -> (mean, std) that decides per layer (video: a running average)."""
@@ -288,8 +287,7 @@ class StyleTransferModel(
             else:
                 stats = content_stats[layer] if content_stats is not None else None
             fused[layer] = F_.adaptive_instance_normalization(
-                f, mean.expand(f.shape[0], -1, -1, -1), std.expand(f.shape[0], -1, -1, -1), strength,
-                content_stats=stats)
+                f, mean.expand(f.shape[0], -1, -1, -1), std.expand(f.shape[0], -1, -1, -1), content_stats=stats)
         return fused
 
     @property

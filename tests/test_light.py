@@ -104,7 +104,7 @@ def test_vgg_forward_in_stages_equals_the_one_call(make_model, make_image):
         feats = model.encode_content(x)
         own = {k: (f.mean(dim=(2, 3), keepdim=True), f.var(dim=(2, 3), keepdim=True, unbiased=False).add(1e-5).sqrt())
                for k, f in feats.items()}
-        staged = model.decoder(model.fuse(feats, stats, 1.0, content_stats=own), w)
+        staged = model.decoder(model.fuse(feats, stats, content_stats=own), w)
     assert torch.allclose(one, staged, atol=1e-4)
 
 
