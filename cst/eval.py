@@ -92,7 +92,8 @@ FOREIGN_BIN = 8.0  # CIELAB units per cube side (a just-noticeable difference is
 FOREIGN_MIN_SHARE = 1e-4  # a cube is a colour of the photo or style when it holds this share of its pixels
 FOOTNOTE = ("note: the feature, Gram and mean/std errors use the frozen VGG19 (Caffe weights) that cst is trained "
             "with, so they favour cst; SSIM (grayscale, data_range=1), the colour distance (per-channel 32-bin "
-            "histogram EMD), foreign (share of pixels in a colour of neither photo nor style) and style-dist (relative L2 between Magenta style-prediction embeddings, the baseline's "
+            "histogram EMD), foreign (share of pixels in a colour of neither photo nor style) and style-dist "
+            "(relative L2 between Magenta style-prediction embeddings, the baseline's "
             "own style network, never used in cst's training) are the independent checks.")
 # the direction each slider promises as it goes up: +1 the metric rises, -1 it falls (λ promises nothing)
 SLIDER_PROMISES = {"content_weight": {"ssim": +1, "gram_error": +1, "style_distance": +1},
