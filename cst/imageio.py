@@ -26,7 +26,7 @@ RGB_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "P", "PA")  # modes whose colour pro
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-def _check_size(width: int, height: int, name: str) -> None:
+def check_size(width: int, height: int, name: str) -> None:
     if width * height > MAX_PIXELS:
         raise StyleTransferError(
             f"{name} is too large: {width}x{height} px ({width * height / 1e6:.0f} MP, limit {MAX_PIXELS / 1e6:.0f} MP)")
@@ -85,10 +85,10 @@ def load_image(image: ImageLike, name: str = "image") -> Image.Image:
     """Open/convert `image` to an upright RGB PIL image, or raise StyleTransferError with a one-line reason."""
     if isinstance(image, np.ndarray):
         img = _array_to_pil(image, name)
-        _check_size(img.width, img.height, name)
+        check_size(img.width, img.height, name)
         return _to_rgb(img)
     if isinstance(image, Image.Image):
-        _check_size(image.width, image.height, name)
+        check_size(image.width, image.height, name)
         return _to_rgb(ImageOps.exif_transpose(image))
     if isinstance(image, (bytes, bytearray)):
         if not image:
@@ -109,7 +109,7 @@ def load_image(image: ImageLike, name: str = "image") -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as img:  # lazy: only the header is read here
-                _check_size(img.width, img.height, label)
+                check_size(img.width, img.height, label)
                 frames = getattr(img, "n_frames", 1)
                 if frames > 1:  # refused rather than silently cut to its first frame
                     raise StyleTransferError(f"{label} has {frames} frames (animated or multi-page); cst stylises "

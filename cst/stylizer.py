@@ -38,9 +38,11 @@ class Stylizer:
     _vector: torch.Tensor | None = field(default=None, repr=False)  # light: the style as the engines take it
 
     @property
-    def multiple(self) -> int:
-        """Height and width are padded to this inside the network (its downsampling)."""
-        return self.model.downsampling
+    def vector(self) -> torch.Tensor:
+        """The style as the light engines take it (1, 1920): computed once per stylisation, not per tile or frame."""
+        if self._vector is None:
+            self._vector = style_vector(self.style, _layers())
+        return self._vector
 
     @torch.no_grad()
     def statistics(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> NormStats:
@@ -65,9 +67,7 @@ class Stylizer:
         try:
             if self.model.is_light and norm_stats is None:  # the fastest engine (cst/engines.py; CST_ENGINE=torch)
                 from .engines import best_engine
-                if self._vector is None:  # once per stylisation, not once per tile or frame
-                    self._vector = style_vector(self.style, _layers())
-                out = best_engine(self.model).run(x, self._vector, self.weights, self.strength)
+                out = best_engine(self.model).run(x, self.vector, self.weights, self.strength)
             else:
                 out = self.model(x, self.style, self.weights, self.strength, norm_stats=norm_stats)
         finally:

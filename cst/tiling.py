@@ -134,7 +134,7 @@ def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: 
     stats, luma = picture_statistics(stylizer, photo, thumbnail)
     width, height = photo.size
     canvas = np.empty((height, width, 3), dtype=np.uint8)
-    tiles = plan_tiles(height, width, tile, margin, overlap, align=stylizer.multiple)
+    tiles = plan_tiles(height, width, tile, margin, overlap, align=stylizer.model.downsampling)
     row_end, done_rows = {}, 0  # previous tile's right edge in this row; bottom edge of the previous row
     for i, t in enumerate(tiles):
         crop = pil_to_tensor(photo.crop((t.cx0, t.cy0, t.cx1, t.cy1)))

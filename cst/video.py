@@ -44,7 +44,7 @@ from PIL import Image
 
 from .errors import StyleTransferError
 from .frontend import check_max_size, check_number
-from .imageio import MIN_SIDE, _check_size
+from .imageio import MIN_SIDE, check_size
 from .stylizer import Stylizer
 
 Frame = Union[np.ndarray, Image.Image]
@@ -99,7 +99,7 @@ class VideoStylizer:
     call it on each frame (H x W x 3 uint8 array or PIL image) to get the stylised frame (H x W x 3 uint8).
 
     smoothing: weight of the running average of the normalisation statistics (0 = each frame's own).
-    align: shift each frame by 0 to `stylizer.multiple` − 1 px so that the scene's global motion (phase
+    align: shift each frame by 0 to `stylizer.model.downsampling` − 1 px so that the scene's global motion (phase
         correlation) is a whole number of the network's strides: a pan then meets the same pixel grid in every frame.
     blend: weight of the previous output, warped along the optical flow of the input frames (OpenCV DIS), where the
         warped previous input matches the current one (0 = no blending).
@@ -165,7 +165,7 @@ class VideoStylizer:
                 moved = np.abs(self._motion - self._offset) > 0.75  # hysteresis: no flipping around x.5
                 self._offset[moved] = np.round(self._motion[moved]).astype(int)
         self._small = small
-        k = self.stylizer.multiple
+        k = self.stylizer.model.downsampling
         return int(-self._offset[0]) % k, int(-self._offset[1]) % k
 
     def _blend(self, grey: np.ndarray, flow: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -193,14 +193,12 @@ class VideoStylizer:
             self._engine = False
             if stylizer.model.is_light:
                 from .engines import OnnxEngine, best_engine
-                from .light import style_vector
-                from .model import STYLE_LAYERS
 
                 engine = best_engine(stylizer.model)
                 if isinstance(engine, OnnxEngine):
-                    self._engine, self._style_vector = engine, style_vector(stylizer.style, STYLE_LAYERS)
+                    self._engine = engine
         if self._engine:
-            out, used = self._engine.run_smoothed(x, self._style_vector, stylizer.weights, stylizer.strength,
+            out, used = self._engine.run_smoothed(x, stylizer.vector, stylizer.weights, stylizer.strength,
                                                   statistics.state.get("vector"), statistics.smoothing)
             statistics.state["vector"] = used
             return out
@@ -222,7 +220,7 @@ class VideoStylizer:
         h, w = size
         if self.align:  # the same padded size whatever the shift: engines keep their plans for one input shape
             left, top = self._pad(grey)
-            k = stylizer.multiple
+            k = stylizer.model.downsampling
             full_w, full_h = -(-(w + k - 1) // k) * k, -(-(h + k - 1) // k) * k  # room for any shift, aligned
             x_in = torch.nn.functional.pad(x, (left, full_w - w - left, top, full_h - h - top), mode="replicate")
         else:
@@ -246,7 +244,7 @@ def frame_array(frame: Frame) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise StyleTransferError(f"a frame must be an H x W x 3 uint8 array or a PIL image, got "
                                  f"{arr.dtype} {arr.shape}")
-    _check_size(arr.shape[1], arr.shape[0], "a frame")
+    check_size(arr.shape[1], arr.shape[0], "a frame")
     if not (arr.flags.writeable and arr.flags.c_contiguous):
         arr = np.array(arr, order="C")  # order="K" would keep a rot90 view's transposed layout
     return arr

@@ -262,7 +262,7 @@ def test_temporal_levers_lower_the_warping_error_of_a_pan(make_model, architectu
         return video_eval.clip_consistency(clip, outputs, None)["warp"]
 
     photo = video_eval._skimage_photo("astronaut")
-    stride = stylizer.multiple  # a pan by whole strides: only the statistics change between frames
+    stride = stylizer.model.downsampling  # a pan by whole strides: only the statistics change between frames
     on_grid = video_eval.pan_clip(photo, 8, 96, (stride, 0))
     assert video_eval.clip_consistency(on_grid, on_grid.frames, None)["warp"] == 0.0  # the known shift is exact
     per_frame = warp(on_grid, smoothing=0.0, align=False, blend=0.0)
