@@ -9,13 +9,15 @@ from __future__ import annotations
 import io
 import json
 import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PIL import Image
+
+# a 1-bit PNG declaring 10 gigapixels over a few bytes: cst must refuse it from the header
+from benchmarks.load import bomb_png
 
 W, H = 40, 24  # the base picture: landscape and asymmetric, so a wrong orientation shows in its size or pixels
 
@@ -28,18 +30,6 @@ def base_image(width: int = W, height: int = H, seed: int = 0) -> Image.Image:
     arr[: height // 3, : width // 4] = (250, 40, 40)
     arr += rng.normal(0, 3, arr.shape)
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
-
-
-def png_chunk(tag: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-
-def bomb_png(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A valid-looking 1-bit PNG whose header declares width x height (10 gigapixels by default) over a few bytes of
-    data: decoding it would allocate tens of GB; cst must refuse it from the header."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + png_chunk(b"IEND", b""))
 
 
 def encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
