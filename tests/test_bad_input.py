@@ -24,7 +24,7 @@ from PIL import Image
 
 from bad_inputs import (IMAGE_KIND_NAMES, IMAGE_KINDS, MODEL_KINDS, OUTPUT_KINDS, SLIDER_KIND_NAMES, SLIDER_KINDS,
                         base_image, bomb_png, style_files)
-from benchmarks.load import running_space
+from benchmarks.load import running_space, upload
 from cst import StyleTransferError, StyleTransferModel, cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -329,15 +329,6 @@ def raw_stylize(url: str, **params) -> tuple[str, object]:
     return event, data
 
 
-def raw_upload(url: str, path: Path) -> str:
-    import httpx
-
-    with open(path, "rb") as f:
-        response = httpx.post(f"{url}/gradio_api/upload", files={"files": (path.name, f)}, timeout=30)
-    response.raise_for_status()
-    return response.json()[0]
-
-
 @pytest.fixture(scope="module")
 def tiny_space(tmp_path_factory, tiny_model_dir):
     """The Space (`python app.py`, a real HTTP server) on the tiny model."""
@@ -370,13 +361,13 @@ def space_answers(client, corpus, good, tiny_space) -> dict[str, tuple[str, obje
         path = corpus[kind.name]
         if kind.name in NOT_UPLOADABLE:  # named as a path on the server: Gradio serves only what was uploaded
             return "raw", raw_stylize(url, content=server_file(str(path)),
-                                      style=server_file(raw_upload(url, good["style"])))
+                                      style=upload(url, good["style"]))
         return predict(content=handle_file(str(path)), style=handle_file(str(good["style"])))
 
     def setting(kind):
         if isinstance(kind.value, float) and not np.isfinite(kind.value):  # not JSON: gradio_client will not send it
-            return "raw", raw_stylize(url, content=server_file(raw_upload(url, good["photo"])),
-                                      style=server_file(raw_upload(url, good["style"])), **{kind.keyword: kind.value})
+            return "raw", raw_stylize(url, content=upload(url, good["photo"]),
+                                      style=upload(url, good["style"]), **{kind.keyword: kind.value})
         return predict(content=handle_file(str(good["photo"])), style=handle_file(str(good["style"])),
                        **{kind.keyword: kind.value})
 
@@ -428,8 +419,7 @@ def test_settings_space_api(kind, space_answers, model, good):
 ], ids=["NaN output size", "NaN second-style share", "a server file it did not upload", "no style"])
 def test_space_raw_requests_get_a_message(params, match, good, tiny_space):
     url = tiny_space.url
-    uploads = dict(content=server_file(raw_upload(url, good["photo"])),
-                   style=server_file(raw_upload(url, good["style"])))
+    uploads = dict(content=upload(url, good["photo"]), style=upload(url, good["style"]))
     if "style2_blend" in params:
         uploads["style2"] = uploads["style"]
     event, data = raw_stylize(url, **{**uploads, **params})
