@@ -408,6 +408,7 @@ def test_settings_space_api(kind, space_answers, model, good):
         answer = data["error"]
     else:
         assert what == "error", answer
+    # not kind.match: Gradio refuses a slider value past its maximum first, in its own words ("Value 1e+300 is ...")
     assert kind.keyword in one_line(answer), answer
 
 
