@@ -60,7 +60,9 @@ def sliced_wasserstein_per_sample(output_feat: torch.Tensor, style_feat: torch.T
     """
     b, c = output_feat.shape[:2]
     assert style_feat.shape[:2] == (b, c) or style_feat.shape[:2] == (1, c), "style features must match channels"
-    directions = torch.randn(c, num_projections, device=output_feat.device, generator=generator)
+    # drawn where `generator` lives (a CPU generator on a CUDA run), then moved: the same directions on any device
+    where = generator.device if generator is not None else output_feat.device
+    directions = torch.randn(c, num_projections, device=where, generator=generator).to(output_feat.device)
     directions = directions / directions.norm(dim=0, keepdim=True)
     proj_o = output_feat.float().reshape(b, c, -1).transpose(1, 2) @ directions  # (B, N_o, P)
     proj_s = style_feat.detach().float().reshape(style_feat.shape[0], c, -1).transpose(1, 2) @ directions

@@ -115,6 +115,23 @@ def test_resumed_run_matches_uninterrupted_run(full_run, image_dirs, tmp_path):
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
 
 
+def test_max_minutes_stops_checkpoints_and_publishes_then_resumes(image_dirs, tmp_path):
+    """A spent --max-minutes budget ends the run at the next log step as max_steps would: checkpoint, final/, a line
+    that says so; the next launch resumes from there."""
+    out = tmp_path / "budget"
+    first = accelerate(train_args(image_dirs, out, "--max-steps", "50", "--max-minutes", "0.0001", "--log-every", "3",
+                                  "--checkpoint-every", "100"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "stopped at step 3 of 50: --max-minutes 0.0001 spent" in first.stderr
+    assert (out / "checkpoints" / "step-3").is_dir() and (out / "final" / "model.safetensors").is_file()
+    assert max(losses_by_step(out)) == 3
+    second = accelerate(train_args(image_dirs, out, "--max-steps", "5", "--resume-from-checkpoint", "latest"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "stopped at step" not in second.stderr and max(losses_by_step(out)) == 5
+    bad = accelerate(train_args(image_dirs, out, "--max-minutes", "0"))
+    assert bad.returncode != 0 and "--max-minutes must be positive, got 0" in bad.stderr
+
+
 def test_learning_rates_given_on_resume_replace_the_checkpoints(full_run, image_dirs, tmp_path):
     """Optimiser state restores the old learning rates; the flags of the resuming run must win."""
     import shutil

@@ -37,6 +37,9 @@ class TrainConfig:
     crop_scale: tuple[float, float] = (0.25, 1.0)
     gradient_accumulation_steps: int = 1
     max_steps: int = 40_000  # optimiser steps in total, all stages
+    # or stop earlier, after this many minutes of training in this launch (checked every log_every steps): the run
+    # checkpoints and publishes as at max_steps, and resumes from there with a larger budget or none
+    max_minutes: float | None = None
     # warm start: the first distill_steps steps train the generator to reproduce a saved model's outputs (pixel L1,
     # no loss-network backward: cheap), before the method's stages
     distill_from: str | None = None
@@ -85,7 +88,7 @@ class TrainConfig:
                    loss=L.LossWeights.from_dict(data.get("loss", {})))
 
 
-def _add_flag(parser: argparse.ArgumentParser, dest: str, default) -> None:
+def _add_flag(parser: argparse.ArgumentParser, dest: str, default, annotation: str = "") -> None:
     flag = "--" + dest.replace("_", "-")
     if isinstance(default, bool):
         parser.add_argument(flag, dest=dest, type=lambda s: s.lower() in ("1", "true", "yes"), default=default,
@@ -93,8 +96,8 @@ def _add_flag(parser: argparse.ArgumentParser, dest: str, default) -> None:
     elif isinstance(default, tuple):
         parser.add_argument(flag, dest=dest, type=type(default[0]), default=default,
                             nargs="+" if isinstance(default[0], str) else len(default))
-    elif default is None:
-        parser.add_argument(flag, dest=dest, type=str, default=None)
+    elif default is None:  # an optional value: a number where the annotation says so (`float | None`)
+        parser.add_argument(flag, dest=dest, type=float if str(annotation).startswith("float") else str, default=None)
     else:
         parser.add_argument(flag, dest=dest, type=type(default), default=default)
 
@@ -107,7 +110,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for f in fields(TrainConfig):
         if f.name not in SECTIONS:
-            _add_flag(parser, f.name, f.default)
+            _add_flag(parser, f.name, f.default, f.type)
     for section, (kind, prefix) in SECTIONS.items():
         group = parser.add_argument_group(section)
         for f in fields(kind):
@@ -150,6 +153,8 @@ def check(cfg: TrainConfig) -> str | None:
         return f"--crop-scale needs 0 < min <= max <= 1, got {cfg.crop_scale[0]:g} {cfg.crop_scale[1]:g}"
     if cfg.image_size % 8 or cfg.image_size < 32:
         return "--image-size must be a multiple of 8, at least 32"
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        return f"--max-minutes must be positive, got {cfg.max_minutes:g}"
     if cfg.distill_steps and not cfg.distill_from:
         return "--distill-steps needs --distill-from MODEL"
     return None

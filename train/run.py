@@ -475,6 +475,9 @@ def start(cfg: TrainConfig) -> Accelerator:
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s")
     set_seed(cfg.seed)
+    if accelerator.device.type == "cuda":  # fixed crop sizes: let cuDNN pick its kernels; TF32 for fp32 matmuls
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     return accelerator
 
 
@@ -496,12 +499,22 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
+def out_of_time(acc: Accelerator, deadline: float | None, check: bool) -> bool:
+    """Whether the --max-minutes budget is spent, decided at `check` steps only and the same on every process
+    (any process past the deadline stops them all at this step)."""
+    if deadline is None or not check:
+        return False
+    late = torch.tensor([float(time.time() > deadline)], device=acc.device)
+    return bool(acc.reduce(late, reduction="sum").item() > 0)
+
+
 def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
     """Steps from the resumed one to max_steps: train, log (with images/s), sample, checkpoint."""
     cfg, acc, history = t.cfg, t.acc, out_dir / "losses.jsonl"
     bar = tqdm(total=cfg.max_steps, initial=t.progress.step, disable=not acc.is_local_main_process, desc="train",
                dynamic_ncols=True)
     fixed, last_logs, images, timer = None, {}, 0, time.time()
+    deadline = timer + 60.0 * cfg.max_minutes if cfg.max_minutes else None
     for step in range(t.progress.step, cfg.max_steps):
         stage, logs = t.train_step(step)
         images += cfg.batch_size * cfg.gradient_accumulation_steps * acc.num_processes
@@ -511,7 +524,7 @@ def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
         last_logs = {k: float(v) for k, v in logs.items()}
         bar.update(1)
         bar.set_postfix(stage=stage, **{k: f"{v:.3g}" for k, v in last_logs.items() if k in ("g_loss", "d_loss")})
-        done = t.progress.step == cfg.max_steps
+        done = t.progress.step == cfg.max_steps or out_of_time(acc, deadline, t.progress.step % cfg.log_every == 0)
         if t.progress.step % cfg.log_every == 0 or done:
             last_logs["images_per_s"] = images / max(time.time() - timer, 1e-9)
             images, timer = 0, time.time()
@@ -520,6 +533,11 @@ def loop(t: Trainer, out_dir: Path) -> dict[str, float]:
             t.save_samples(*fixed, out_dir)
         if t.progress.step % cfg.checkpoint_every == 0 or done:
             save_checkpoint(acc, out_dir, t.progress.step, cfg.checkpoints_total_limit)
+        if done:
+            break
+    if t.progress.step < cfg.max_steps:
+        logger.info("stopped at step %d of %d: --max-minutes %g spent", t.progress.step, cfg.max_steps,
+                    cfg.max_minutes)
     bar.close()
     return last_logs
 
