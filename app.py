@@ -338,7 +338,7 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
                                      "content-weight", weight_min, weight_max),
                    log_weight_slider("Style weight β", "higher takes more of the style's texture",
                                      "style-weight", weight_min, weight_max),
-                   log_weight_slider("Adversarial weight λ", "higher looks more like a painting",
+                   log_weight_slider("Adversarial weight λ", "a small effect: higher keeps a little more of the photo",
                                      "adversarial-weight", weight_min, weight_max)]
         weights = [weight for _, weight in sliders]
         wire_balance(balance, sliders[0][0], sliders[1][0], balance_range(weight_min, weight_max))

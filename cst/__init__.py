@@ -5,13 +5,13 @@
     picture = model.stylize("photo.jpg", "painting.jpg", style_weight=2.0)
 """
 from .errors import StyleTransferError
-from .frontend import DEFAULT_MODEL
+from .frontend import DEFAULT_MODEL, VGG_MODEL
 from .model import StyleTransferConfig, StyleTransferModel
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-# DEFAULT_MODEL: the embedded default (the VGG generator). The light real-time generator is an architecture
-# (`StyleTransferConfig(architecture="light")`), trained with train/run.py; see docs/light_model.md.
+# DEFAULT_MODEL: the embedded default, the light real-time generator (no VGG on the photo's path). VGG_MODEL: the
+# earlier default (VGG19 encoder + AdaIN decoder), kept for comparison (`--model vgg` / `CST_MODEL=vgg`).
 # `CST_MODEL=org/name[@revision]` in the app/CLI selects a Hub model instead.
-__all__ = ["StyleTransferModel", "StyleTransferConfig", "StyleTransferError", "DEFAULT_MODEL",
+__all__ = ["StyleTransferModel", "StyleTransferConfig", "StyleTransferError", "DEFAULT_MODEL", "VGG_MODEL",
            "__version__"]
