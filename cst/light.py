@@ -111,7 +111,28 @@ def conditional_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     """Instance norm with a given (γ, β). `stats` = (mean, std) from outside (a thumbnail of the whole picture for
     tiles, a running average for video) replaces the input's own, so every tile or frame gets the same affine map."""
     mean, std = stats if stats is not None else F_.calc_mean_std(x)
-    return ((x.float() - mean) / std * gamma + beta).to(x.dtype)
+    scale = gamma / std  # (x − mean) / std · γ + β as one multiply-add: one full-size tensor, not four temporaries
+    return torch.addcmul(beta - mean * scale, x.float(), scale).to(x.dtype)
+
+
+def upsampled_conv_stats(conv: nn.Conv2d, x: torch.Tensor, rows: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """calc_mean_std(conv(nearest 2x upsampling of x)) without the full upsampled tensor: `rows` rows of x at a time,
+    each with one row of x around it so that the kept output rows see their true neighbours (at the picture's own
+    borders the conv's reflection padding applies, as in the whole). Sums in float64: exact to rounding."""
+    height = x.shape[2]
+    total = square = 0.0
+    count = 0
+    for r0 in range(0, height, rows):
+        r1 = min(r0 + rows, height)
+        lo, hi = max(r0 - 1, 0), min(r1 + 1, height)
+        out = conv(nn.functional.interpolate(x[:, :, lo:hi], scale_factor=2.0, mode="nearest"))
+        core = out[:, :, 2 * (r0 - lo):2 * (r0 - lo) + 2 * (r1 - r0)].double()
+        total = total + core.sum((2, 3), keepdim=True)
+        square = square + (core ** 2).sum((2, 3), keepdim=True)
+        count += core.shape[2] * core.shape[3]
+    mean = total / count
+    var = (square / count - mean ** 2).clamp_min(0.0) + 1e-5  # as calc_mean_std: biased variance + eps
+    return mean.float(), var.sqrt().float()
 
 
 class LightTransformer(nn.Module):
@@ -138,7 +159,9 @@ class LightTransformer(nn.Module):
         return [c1, c2] + [c2] * (2 * blocks) + [c1]
 
     def forward(self, photo: torch.Tensor, params: list, norm_stats=None,
-                record: list | None = None) -> torch.Tensor:
+                record: list | None = None, statistics_only: bool = False) -> torch.Tensor | None:
+        """`statistics_only` (with `record`): stop after the last norm layer and return None, skipping the output
+        layers at full resolution (a thumbnail's statistics for tiling, in a fraction of the memory)."""
         layer = iter(range(len(self.norm_channels)))
 
         def norm(x: torch.Tensor) -> torch.Tensor:
@@ -156,6 +179,10 @@ class LightTransformer(nn.Module):
         for conv_a, conv_b in self.blocks:
             y = torch.relu(norm(conv_a(x)))
             x = x + norm(conv_b(y))
+        if statistics_only:  # the last norm's input feeds only its own statistics: measured strip by strip
+            assert record is not None, "statistics_only needs record"
+            record.append(upsampled_conv_stats(self.up, x))
+            return None
         x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
         x = torch.relu(norm(self.up(x)))
         x = nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")

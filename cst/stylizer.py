@@ -54,7 +54,7 @@ class Stylizer:
             if self._params is None:
                 self._params = self.model.condition(self.style, self.weights)
             record: list = []
-            self.model.transformer(x, self._params, norm_stats=norm_stats, record=record)
+            self.model.transformer(x, self._params, norm_stats=norm_stats, record=record, statistics_only=True)
             return record
         return {layer: F_.calc_mean_std(f) for layer, f in self.model.encode_content(x).items()}
 

@@ -94,6 +94,26 @@ def test_norm_statistics_from_outside_replace_each_layers_own(light, make_image)
     assert (crop_shared[inner] - whole[inner]).abs().max() < (crop_own[inner] - whole[inner]).abs().max()
 
 
+@pytest.mark.parametrize("rows", [1, 3, 50])
+def test_statistics_only_pass_records_the_same_statistics_in_strips(light, make_image, rows, monkeypatch):
+    """Tiling's thumbnail pass stops at the last norm and measures it strip by strip (bounded memory): the recorded
+    statistics equal the full pass's, whatever the strip height (1 row, a few, more than the picture)."""
+    import cst.light
+
+    x = pil_to_tensor(make_image(60, 44))  # 15 rows at 1/4 resolution: strips of 1 and 3 rows, and one strip
+    params = light.condition(light.style_stats(make_image(32, 32, seed=4)), torch.ones(1, 3))
+    strips = cst.light.upsampled_conv_stats
+    monkeypatch.setattr(cst.light, "upsampled_conv_stats", lambda conv, h: strips(conv, h, rows=rows))
+    full: list = []
+    part: list = []
+    with torch.no_grad():
+        light.transformer(x, params, record=full)
+        assert light.transformer(x, params, record=part, statistics_only=True) is None
+    assert len(part) == len(full)
+    for (m1, s1), (m2, s2) in zip(full, part):
+        assert torch.allclose(m1, m2, atol=1e-5) and torch.allclose(s1, s2, atol=1e-5)
+
+
 def test_vgg_forward_in_stages_equals_the_one_call(make_model, make_image):
     model = make_model()  # the VGG generator
     x = pil_to_tensor(make_image(40, 40))
