@@ -12,9 +12,8 @@ def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, 
     """Channel mean and std over space: (B, C, H, W) -> two (B, C, 1, 1). eps keeps std > 0 on flat regions."""
     assert feat.dim() == 4, f"expected (B, C, H, W), got {tuple(feat.shape)}"
     b, c = feat.shape[:2]
-    flat = feat.reshape(b, c, -1).float()
-    var = flat.var(dim=2, unbiased=False) + eps
-    return flat.mean(dim=2).view(b, c, 1, 1), var.sqrt().view(b, c, 1, 1)
+    var, mean = torch.var_mean(feat.reshape(b, c, -1).float(), dim=2, unbiased=False)  # one pass over the data
+    return mean.view(b, c, 1, 1), (var + eps).sqrt().view(b, c, 1, 1)
 
 
 def adaptive_instance_normalization(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
