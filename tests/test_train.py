@@ -132,6 +132,28 @@ def test_max_minutes_stops_checkpoints_and_publishes_then_resumes(image_dirs, tm
     assert bad.returncode != 0 and "--max-minutes must be positive, got 0" in bad.stderr
 
 
+def test_data_on_device_cuts_the_same_crops_and_trains(image_dirs, tmp_path):
+    """--data-on-device: images decoded once onto the device, crops cut there: the same boxes and flips as the CPU
+    pipeline for the same keys (resampling differs only by torch's vs PIL's bicubic), the same whole-image thumbnails,
+    and a run with it trains and publishes."""
+    import torch
+
+    from train.data import AugmentedImages, DeviceImages, ImageSource
+
+    source = ImageSource(str(image_dirs / "style"))
+    keys = [(i % len(source), 1000 + i) for i in range(12)]
+    on_device = DeviceImages(source, 48, (0.2, 0.9), torch.device("cpu"), thumbnail_size=24)
+    crops, thumbs = on_device.batch(keys)
+    reference = [AugmentedImages(source, 48, (0.2, 0.9), 24)[key] for key in keys]
+    for crop, thumb, (ref_crop, ref_thumb) in zip(crops, thumbs, reference):
+        assert (crop - ref_crop).abs().mean() < 0.02 < (crop - ref_crop.flip(2)).abs().mean()
+        assert torch.equal(thumb, ref_thumb)
+    out = tmp_path / "on_device"
+    proc = accelerate(train_args(image_dirs, out, "--max-steps", "3", "--data-on-device", "true"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (out / "final" / "model.safetensors").is_file() and max(losses_by_step(out)) == 3
+
+
 def test_learning_rates_given_on_resume_replace_the_checkpoints(full_run, image_dirs, tmp_path):
     """Optimiser state restores the old learning rates; the flags of the resuming run must win."""
     import shutil

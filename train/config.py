@@ -62,6 +62,9 @@ class TrainConfig:
     report_to: str | None = None  # tensorboard
     push_to_hub: str | None = None  # org/name
     num_workers: int = 1
+    # decode every image once onto the training device and cut the crops there (no per-sample CPU work; for a GPU
+    # whose machine has few cores for data loading); the crops' boxes and flips are the same as without it
+    data_on_device: bool = False
     init_from: str | None = None  # start the generator from a saved model (folder or Hub id)
     generator: StyleTransferConfig = field(default_factory=StyleTransferConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)

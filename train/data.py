@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
@@ -68,7 +69,17 @@ def random_resized_crop(img: Image.Image, size: int, generator: torch.Generator,
                         scale: tuple[float, float] = (0.25, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
                         flip: bool = True) -> torch.Tensor:
     """torchvision's RandomResizedCrop + horizontal flip, driven by `generator`. Returns (3, size, size) in [0, 1]."""
-    w, h = img.size
+    left, top, cw, ch = crop_box(*img.size, generator, scale, ratio)
+    crop = img.crop((left, top, left + cw, top + ch)).resize((size, size), Image.BICUBIC)
+    x = pil_to_tensor(crop)[0]
+    if flip and torch.rand(1, generator=generator).item() < 0.5:
+        x = x.flip(2)
+    return x
+
+
+def crop_box(w: int, h: int, generator: torch.Generator, scale: tuple[float, float] = (0.25, 1.0),
+             ratio: tuple[float, float] = (3 / 4, 4 / 3)) -> tuple[int, int, int, int]:
+    """(left, top, width, height) of a RandomResizedCrop box in a w x h image, from four draws of `generator`."""
     area = w * h
     u = torch.rand(4, generator=generator).tolist()
     for attempt in range(10):
@@ -81,12 +92,7 @@ def random_resized_crop(img: Image.Image, size: int, generator: torch.Generator,
     else:
         cw = ch = min(w, h)
     left, top = int(u[2] * (w - cw + 1)), int(u[3] * (h - ch + 1))
-    left, top = min(left, w - cw), min(top, h - ch)
-    crop = img.crop((left, top, left + cw, top + ch)).resize((size, size), Image.BICUBIC)
-    x = pil_to_tensor(crop)[0]
-    if flip and torch.rand(1, generator=generator).item() < 0.5:
-        x = x.flip(2)
-    return x
+    return min(left, w - cw), min(top, h - ch), cw, ch
 
 
 class AugmentedImages(Dataset):
@@ -118,6 +124,58 @@ class AugmentedImages(Dataset):
             side = self.thumbnail_size
             return crop, pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))[0]
         raise RuntimeError(f"no decodable image in {self.source.name}")
+
+
+class DeviceImages:
+    """`--data-on-device`: every image decoded once and kept on `device` as 8-bit (and, with `thumbnail_size`, its
+    whole-image thumbnail, made once); `batch(keys)` cuts the crops there. The same boxes and flips as
+    `AugmentedImages` for the same (index, seed) keys; the resampling is torch's antialiased bicubic rather than
+    PIL's. No per-sample work on the CPU: for GPUs whose machine has few CPU cores for data loading."""
+
+    def __init__(self, source: ImageSource, size: int, scale: tuple[float, float], device: torch.device,
+                 thumbnail_size: int | None = None):
+        self.size, self.scale, self.thumbnail_size = size, scale, thumbnail_size
+        self.images: list[torch.Tensor] = []
+        self.thumbnails: list[torch.Tensor] = []
+        self.slot: list[int | None] = []  # source index -> stored image (a broken one: the next decodable, as
+        for i in range(len(source)):  # AugmentedImages takes it)
+            try:
+                img = source.open(i)
+            except Exception as err:  # noqa: BLE001 - a file broken at decode time is skipped
+                source.skipped += 1
+                logger.warning("skipping undecodable image #%d (%s)", i, type(err).__name__)
+                self.slot.append(None)
+                continue
+            self.slot.append(len(self.images))
+            self.images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).to(device))
+            if thumbnail_size:
+                side = thumbnail_size
+                self.thumbnails.append(pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))
+                                       .to(device))
+        if not self.images:
+            raise RuntimeError(f"no decodable image in {source.name}")
+        for i in reversed(range(len(self.slot))):  # fill the broken ones' slots with the next decodable (wrapping)
+            if self.slot[i] is None:
+                after = next(j for j in [*range(i + 1, len(self.slot)), *range(i)] if self.slot[j] is not None)
+                self.slot[i] = self.slot[after]
+
+    def batch(self, keys: list[tuple[int, int]]):
+        crops, thumbs = [], []
+        for index, seed in keys:
+            i = self.slot[index]
+            image = self.images[i]
+            generator = torch.Generator().manual_seed(seed)
+            left, top, cw, ch = crop_box(image.shape[2], image.shape[1], generator, self.scale)
+            crop = image[None, :, top:top + ch, left:left + cw].float() / 255.0
+            crop = torch.nn.functional.interpolate(crop, size=(self.size, self.size), mode="bicubic",
+                                                   align_corners=False, antialias=True).clamp(0, 1)
+            if torch.rand(1, generator=generator).item() < 0.5:
+                crop = crop.flip(3)
+            crops.append(crop)
+            if self.thumbnail_size:
+                thumbs.append(self.thumbnails[i])
+        crops = torch.cat(crops)
+        return (crops, torch.cat(thumbs)) if self.thumbnail_size else crops
 
 
 class StepSampler(Sampler):

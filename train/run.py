@@ -47,7 +47,7 @@ from cst.model import STYLE_LAYERS  # noqa: E402
 from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
 from train.card import write_model_card  # noqa: E402
 from train.config import TrainConfig, parse_args  # noqa: E402
-from train.data import AugmentedImages, ImageSource, StepSampler  # noqa: E402
+from train.data import AugmentedImages, DeviceImages, ImageSource, StepSampler  # noqa: E402
 
 logger = logging.getLogger("cst.train")
 STAGES = ("distill", "generator", "discriminator", "joint")
@@ -211,6 +211,9 @@ class Trainer:
         cfg = self.cfg
         sampler = StepSampler(len(source), cfg.batch_size, cfg.seed, self.acc.process_index, self.acc.num_processes,
                               self.progress.step * cfg.gradient_accumulation_steps, salt)
+        if cfg.data_on_device:
+            images = DeviceImages(source, cfg.image_size, cfg.crop_scale, self.acc.device, thumbnail_size)
+            return (images.batch(keys) for keys in sampler)
         return iter(DataLoader(AugmentedImages(source, cfg.image_size, cfg.crop_scale, thumbnail_size),
                                batch_sampler=sampler, num_workers=cfg.num_workers,
                                persistent_workers=cfg.num_workers > 0))
