@@ -137,8 +137,9 @@ class DeviceImages:
         self.size, self.scale, self.thumbnail_size = size, scale, thumbnail_size
         self.images: list[torch.Tensor] = []
         self.thumbnails: list[torch.Tensor] = []
-        self.slot: list[int | None] = []  # source index -> stored image (a broken one: the next decodable, as
-        for i in range(len(source)):  # AugmentedImages takes it)
+        # source index -> stored image; a broken file's index maps to the next decodable one, as AugmentedImages does
+        self.slot: list[int | None] = []
+        for i in range(len(source)):
             try:
                 img = source.open(i)
             except Exception as err:  # noqa: BLE001 - a file broken at decode time is skipped
