@@ -171,7 +171,7 @@ class LightTransformer(nn.Module):
                 record.append(own)
             if callable(norm_stats):  # (layer index, this input's own statistics) -> the statistics to use
                 return conditional_norm(x, *params[i], norm_stats(i, own))
-            return conditional_norm(x, *params[i], norm_stats[i] if norm_stats is not None else None)
+            return conditional_norm(x, *params[i], norm_stats[i] if norm_stats is not None else own)  # own: once
 
         x = nn.functional.pixel_unshuffle(photo * 2.0 - 1.0, 2)
         x = torch.relu(norm(self.stem(x)))
