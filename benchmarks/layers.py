@@ -1,6 +1,6 @@
 """Which VGG layer's AdaIN makes a VGG model's picture? Each layer's style statistics applied alone, and left out alone.
 
-    python benchmarks/layers.py                                   # the earlier VGG default (cst/vgg_model), 3 photos x 3 paintings
+    python benchmarks/layers.py --model vgg_model                 # the earlier VGG default (README), 3 photos x 3 paintings
     python benchmarks/layers.py --model FOLDER -o docs/layers.jpg --photos astronaut --styles udnie starry-night
 
 A VGG-architecture generator applies AdaIN at relu1_1 ... relu4_1 and its decoder reads relu4_1 plus the skips
@@ -25,7 +25,6 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing cst
 
 from cst import StyleTransferModel, presets  # noqa: E402
-from cst.frontend import VGG_MODEL  # noqa: E402
 from cst.eval import contact_sheet  # noqa: E402
 from cst.imageio import fit_within, pil_to_tensor, save_image_atomic, tensor_to_pil  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
@@ -49,7 +48,7 @@ def variants(model: StyleTransferModel, photo: torch.Tensor, style: str) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", default=str(VGG_MODEL), help="a VGG-architecture model folder (default: cst/vgg_model)")
+    p.add_argument("--model", required=True, help="a VGG-architecture model folder (the earlier default: README)")
     p.add_argument("--photos", nargs="+", default=["astronaut", "chelsea", "coffee"], help="scikit-image samples")
     p.add_argument("--styles", nargs="+", default=["udnie", "starry-night", "great-wave"], help="built-in paintings")
     p.add_argument("--size", type=int, default=320, help="long side of the photos (px)")

