@@ -16,6 +16,26 @@ def calc_mean_std(feat: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, 
     return mean.view(b, c, 1, 1), (var + eps).sqrt().view(b, c, 1, 1)
 
 
+class PooledMeanStd:
+    """`calc_mean_std` of a feature map seen in pieces (tiles, strips): `add` each piece's (B, C, h, w) values, then
+    `result()` gives what `calc_mean_std` gives for the whole, to rounding (sums in float64)."""
+
+    def __init__(self):
+        self.total = self.square = 0.0
+        self.count = 0
+
+    def add(self, piece: torch.Tensor) -> None:
+        piece = piece.double()
+        self.total = self.total + piece.sum((2, 3), keepdim=True)
+        self.square = self.square + (piece ** 2).sum((2, 3), keepdim=True)
+        self.count += piece.shape[2] * piece.shape[3]
+
+    def result(self, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.total / self.count
+        var = (self.square / self.count - mean ** 2).clamp_min(0.0) + eps  # biased variance + eps, as calc_mean_std
+        return mean.float(), var.sqrt().float()
+
+
 def adaptive_instance_normalization(content: torch.Tensor, style_mean: torch.Tensor, style_std: torch.Tensor,
                                     strength: torch.Tensor | float = 1.0,
                                     content_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:

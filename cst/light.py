@@ -118,21 +118,14 @@ def conditional_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
 def upsampled_conv_stats(conv: nn.Conv2d, x: torch.Tensor, rows: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """calc_mean_std(conv(nearest 2x upsampling of x)) without the full upsampled tensor: `rows` rows of x at a time,
     each with one row of x around it so that the kept output rows see their true neighbours (at the picture's own
-    borders the conv's reflection padding applies, as in the whole). Sums in float64: exact to rounding."""
-    height = x.shape[2]
-    total = square = 0.0
-    count = 0
+    borders the conv's reflection padding applies, as in the whole)."""
+    height, pooled = x.shape[2], F_.PooledMeanStd()
     for r0 in range(0, height, rows):
         r1 = min(r0 + rows, height)
         lo, hi = max(r0 - 1, 0), min(r1 + 1, height)
         out = conv(nn.functional.interpolate(x[:, :, lo:hi], scale_factor=2.0, mode="nearest"))
-        core = out[:, :, 2 * (r0 - lo):2 * (r0 - lo) + 2 * (r1 - r0)].double()
-        total = total + core.sum((2, 3), keepdim=True)
-        square = square + (core ** 2).sum((2, 3), keepdim=True)
-        count += core.shape[2] * core.shape[3]
-    mean = total / count
-    var = (square / count - mean ** 2).clamp_min(0.0) + 1e-5  # as calc_mean_std: biased variance + eps
-    return mean.float(), var.sqrt().float()
+        pooled.add(out[:, :, 2 * (r0 - lo):2 * (r0 - lo) + 2 * (r1 - r0)])
+    return pooled.result()
 
 
 class LightTransformer(nn.Module):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import functional as F_
 from .imageio import fit_within, pil_to_tensor
 from .stylizer import Stylizer
 
@@ -87,7 +88,7 @@ def pooled_statistics(stylizer: Stylizer, x: torch.Tensor, tile: int = 512, marg
     assert not stylizer.model.is_light and tile % 8 == 0 and margin % 8 == 0
     x = stylizer.model.pad_to_multiple(x)
     height, width = x.shape[2:]
-    sums: dict = {}
+    pooled: dict[str, F_.PooledMeanStd] = {}
     for y0 in range(0, height, tile):
         for x0 in range(0, width, tile):
             y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
@@ -95,15 +96,9 @@ def pooled_statistics(stylizer: Stylizer, x: torch.Tensor, tile: int = 512, marg
             feats = stylizer.model.encode_content(x[:, :, cy0:min(height, y1 + margin), cx0:min(width, x1 + margin)])
             for layer, f in feats.items():
                 s = _stride(layer)
-                core = f[:, :, (y0 - cy0) // s:(y1 - cy0) // s, (x0 - cx0) // s:(x1 - cx0) // s].double()
-                total, square, count = sums.get(layer, (0.0, 0.0, 0))
-                sums[layer] = (total + core.sum((2, 3), keepdim=True), square + (core ** 2).sum((2, 3), keepdim=True),
-                               count + core.shape[2] * core.shape[3])
-    stats = {}
-    for layer, (total, square, count) in sums.items():
-        mean = total / count
-        stats[layer] = (mean.float(), (square / count - mean ** 2 + 1e-5).clamp_min(1e-5).sqrt().float())
-    return stats
+                pooled.setdefault(layer, F_.PooledMeanStd()).add(
+                    f[:, :, (y0 - cy0) // s:(y1 - cy0) // s, (x0 - cx0) // s:(x1 - cx0) // s])
+    return {layer: p.result() for layer, p in pooled.items()}
 
 
 def _stride(layer: str) -> int:
