@@ -152,6 +152,7 @@ def test_data_on_device_cuts_the_same_crops_and_trains(image_dirs, tmp_path):
     proc = accelerate(train_args(image_dirs, out, "--max-steps", "3", "--data-on-device", "true"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "final" / "model.safetensors").is_file() and max(losses_by_step(out)) == 3
+    assert "data on cpu: 6 images of" in proc.stderr  # the run took the on-device path (six photos)
 
 
 def test_learning_rates_given_on_resume_replace_the_checkpoints(full_run, image_dirs, tmp_path):

@@ -95,6 +95,12 @@ def crop_box(w: int, h: int, generator: torch.Generator, scale: tuple[float, flo
     return min(left, w - cw), min(top, h - ch), cw, ch
 
 
+def thumbnail(img: Image.Image, side: int) -> torch.Tensor:
+    """The whole image squeezed to side x side, (1, 3, side, side) in [0, 1]: the view the light generator's style
+    statistics come from at inference (as cst resizes a style image)."""
+    return pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))
+
+
 class AugmentedImages(Dataset):
     """Map-style dataset keyed by (index, seed): the seed fixes the crop and flip of that sample.
 
@@ -121,8 +127,7 @@ class AugmentedImages(Dataset):
             crop = random_resized_crop(img, self.size, torch.Generator().manual_seed(seed), scale=self.scale)
             if self.thumbnail_size is None:
                 return crop
-            side = self.thumbnail_size
-            return crop, pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))[0]
+            return crop, thumbnail(img, self.thumbnail_size)[0]
         raise RuntimeError(f"no decodable image in {self.source.name}")
 
 
@@ -150,9 +155,7 @@ class DeviceImages:
             self.slot.append(len(self.images))
             self.images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).to(device))
             if thumbnail_size:
-                side = thumbnail_size
-                self.thumbnails.append(pil_to_tensor(img.resize((side, side), Image.BICUBIC, reducing_gap=2.0))
-                                       .to(device))
+                self.thumbnails.append(thumbnail(img, thumbnail_size).to(device))
         if not self.images:
             raise RuntimeError(f"no decodable image in {source.name}")
         for i in reversed(range(len(self.slot))):  # fill the broken ones' slots with the next decodable (wrapping)

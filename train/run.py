@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image
 from safetensors import SafetensorError
 
 if __package__ in (None, ""):  # run as a script (`accelerate launch train/run.py`): make `cst` and `train` importable
@@ -41,13 +40,13 @@ from cst import StyleTransferModel  # noqa: E402
 from cst import functional as F_  # noqa: E402
 from cst import losses as L  # noqa: E402
 from cst.discriminator import StyleDiscriminator  # noqa: E402
-from cst.imageio import pil_to_tensor, write_atomic  # noqa: E402
+from cst.imageio import write_atomic  # noqa: E402
 from cst.light import style_vector  # noqa: E402
 from cst.model import STYLE_LAYERS  # noqa: E402
 from cst.vgg import LAYER_ORDER, VGG19Features  # noqa: E402
 from train.card import write_model_card  # noqa: E402
 from train.config import TrainConfig, parse_args  # noqa: E402
-from train.data import AugmentedImages, DeviceImages, ImageSource, StepSampler  # noqa: E402
+from train.data import AugmentedImages, DeviceImages, ImageSource, StepSampler, thumbnail  # noqa: E402
 
 logger = logging.getLogger("cst.train")
 STAGES = ("distill", "generator", "discriminator", "joint")
@@ -201,8 +200,8 @@ class Trainer:
         STYLE_NORM_IMAGES) training paintings, as thumbnails at the style size, exactly as at inference."""
         side, vecs = self.cfg.generator.style_size, []
         for i in range(min(len(self.styles), STYLE_NORM_IMAGES)):
-            thumb = self.styles.open(i).resize((side, side), Image.BICUBIC, reducing_gap=2.0)
-            vecs.append(style_vector(self.gen.encode_style(pil_to_tensor(thumb).to(self.acc.device)), STYLE_LAYERS))
+            thumb = thumbnail(self.styles.open(i), side).to(self.acc.device)
+            vecs.append(style_vector(self.gen.encode_style(thumb), STYLE_LAYERS))
         for model in (self.gen, self.ema):
             model.conditioner.fit_style_normalisation(torch.cat(vecs))
         logger.info("style input standardised over %d paintings", len(vecs))
@@ -213,6 +212,7 @@ class Trainer:
                               self.progress.step * cfg.gradient_accumulation_steps, salt)
         if cfg.data_on_device:
             images = DeviceImages(source, cfg.image_size, cfg.crop_scale, self.acc.device, thumbnail_size)
+            logger.info("data on %s: %d images of %s decoded once", self.acc.device, len(images.images), source.name)
             return (images.batch(keys) for keys in sampler)
         return iter(DataLoader(AugmentedImages(source, cfg.image_size, cfg.crop_scale, thumbnail_size),
                                batch_sampler=sampler, num_workers=cfg.num_workers,
