@@ -94,16 +94,11 @@ def test_norm_statistics_from_outside_replace_each_layers_own(light, make_image)
     assert (crop_shared[inner] - whole[inner]).abs().max() < (crop_own[inner] - whole[inner]).abs().max()
 
 
-@pytest.mark.parametrize("rows", [1, 3, 50])
-def test_statistics_only_pass_records_the_same_statistics_in_strips(light, make_image, rows, monkeypatch):
-    """Tiling's thumbnail pass stops at the last norm and measures it strip by strip (bounded memory): the recorded
-    statistics equal the full pass's, whatever the strip height (1 row, a few, more than the picture)."""
-    import cst.light
-
-    x = pil_to_tensor(make_image(60, 44))  # 15 rows at 1/4 resolution: strips of 1 and 3 rows, and one strip
+def test_statistics_only_pass_records_the_same_statistics(light, make_image):
+    """Tiling's thumbnail pass stops at the last norm's statistics (its phases measured without interleaving them):
+    the recorded statistics equal the full pass's."""
+    x = pil_to_tensor(make_image(60, 44))
     params = light.condition(light.style_stats(make_image(32, 32, seed=4)), torch.ones(1, 3))
-    strips = cst.light.upsampled_conv_stats
-    monkeypatch.setattr(cst.light, "upsampled_conv_stats", lambda conv, h: strips(conv, h, rows=rows))
     full: list = []
     part: list = []
     with torch.no_grad():
@@ -112,6 +107,25 @@ def test_statistics_only_pass_records_the_same_statistics_in_strips(light, make_
     assert len(part) == len(full)
     for (m1, s1), (m2, s2) in zip(full, part):
         assert torch.allclose(m1, m2, atol=1e-5) and torch.allclose(s1, s2, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [(7, 5), (12, 16)])
+def test_upsample_conv_is_nearest_upsampling_then_the_conv_with_the_same_gradients(size):
+    """The generator's upsample-then-conv is computed at the lower resolution (cst.light.upsample_conv): the same
+    picture, border rows and columns included, and the same gradients for training."""
+    from cst.light import _conv, upsample_conv
+
+    torch.manual_seed(0)
+    conv = _conv(6, 5)
+    x = torch.randn(2, 6, *size, requires_grad=True)
+    want = conv(torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest"))
+    got = upsample_conv(conv, x)
+    assert got.shape == want.shape == (2, 5, 2 * size[0], 2 * size[1])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(want)
+    expected = torch.autograd.grad(want, (x, conv.weight, conv.bias), grad)
+    for g, e in zip(torch.autograd.grad(got, (x, conv.weight, conv.bias), grad), expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
 
 
 def test_vgg_forward_in_stages_equals_the_one_call(make_model, make_image):
