@@ -318,10 +318,15 @@ class StyleTransferModel(
             out = self.transformer(x, self.condition(style, weights), norm_stats)
         else:
             out = self.decoder(self.fuse(self.encode_content(x), style, content_stats=norm_stats), weights)
-        if not (isinstance(strength, (int, float)) and strength == 1.0):  # strength mixes in the photo itself
-            s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
-            out = torch.where(s == 1.0, out, s * out.clamp(0, 1) + (1.0 - s) * x)  # a sample at 1 stays unclamped
-        return out[:, :, :h, :w]
+        return self.mix_strength(out, x, strength)[:, :, :h, :w]
+
+    @staticmethod
+    def mix_strength(out: torch.Tensor, x: torch.Tensor, strength: torch.Tensor | float) -> torch.Tensor:
+        """The stylised picture `out` mixed with the photo x itself by strength (float or (B,)); unclamped at 1."""
+        if isinstance(strength, (int, float)) and strength == 1.0:
+            return out
+        s = torch.as_tensor(strength, device=x.device, dtype=out.dtype).reshape(-1, 1, 1, 1)
+        return torch.where(s == 1.0, out, s * out.clamp(0, 1) + (1.0 - s) * x)  # a sample at 1 stays unclamped
 
     # -- the user-facing call ----------------------------------------------------------------------------------
     @property

@@ -34,7 +34,6 @@ class Stylizer:
     weights: torch.Tensor  # (1, 3) = (α, β, λ), already checked
     strength: float = 1.0
     preserve_color: bool = False
-    _params: list | None = field(default=None, repr=False)  # light: the conditional norms' (γ, β), on first use
     _vector: torch.Tensor | None = field(default=None, repr=False)  # light: the style as the engines take it
 
     @property
@@ -45,17 +44,16 @@ class Stylizer:
         return self._vector
 
     @torch.no_grad()
-    def statistics(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> NormStats:
+    def statistics(self, x: torch.Tensor) -> NormStats:
         """The normalisation statistics of picture x (1, 3, H, W) in [0, 1], for `__call__(..., norm_stats=)`.
-        For the light generator they depend on the style and sliders (each layer sees the previous, modulated):
-        `norm_stats` normalises the layers while their statistics are taken (x a piece of a larger picture)."""
+        For the light generator they depend on the style and sliders (each layer sees the previous, modulated) and
+        come from the fastest engine's statistics graph (cst/engines.py)."""
         x = self.model.pad_to_multiple(x.to(self.model.device))
         if self.model.is_light:
-            if self._params is None:
-                self._params = self.model.condition(self.style, self.weights)
-            record: list = []
-            self.model.transformer(x, self._params, norm_stats=norm_stats, record=record, statistics_only=True)
-            return record
+            from .engines import best_engine, statistics_list
+
+            vector = best_engine(self.model).statistics(x, self.vector, self.weights).to(self.model.device)
+            return statistics_list(vector, self.model.transformer.norm_channels)
         return {layer: F_.calc_mean_std(f) for layer, f in self.model.encode_content(x).items()}
 
     @torch.no_grad()
@@ -65,9 +63,11 @@ class Stylizer:
         was_training = self.model.training
         self.model.eval()
         try:
-            if self.model.is_light and norm_stats is None:  # the fastest engine (cst/engines.py; CST_ENGINE=torch)
-                from .engines import best_engine
-                out = best_engine(self.model).run(x, self.vector, self.weights, self.strength)
+            if self.model.is_light and not callable(norm_stats):  # the fastest engine (cst/engines.py; CST_ENGINE=torch)
+                from .engines import best_engine, statistics_vector
+
+                statistics = None if norm_stats is None else statistics_vector(norm_stats)
+                out = best_engine(self.model).run(x, self.vector, self.weights, self.strength, statistics=statistics)
             else:
                 out = self.model(x, self.style, self.weights, self.strength, norm_stats=norm_stats)
         finally:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from cst import StyleTransferConfig, StyleTransferModel, cli, engines
+from cst.imageio import pil_to_tensor
 from cst.light import style_vector
 from cst.model import STYLE_LAYERS
 
@@ -123,6 +124,47 @@ def test_engines_match_torch_and_cache_per_model(light_model, make_image, monkey
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-3)
     monkeypatch.setenv("CST_ENGINE", "torch")
     assert isinstance(engines.best_engine(light_model), engines.TorchEngine)
+
+
+@pytest.mark.parametrize("size", [(50, 38), (72, 96)])
+def test_both_engines_take_a_thumbnails_statistics_and_use_them_for_a_tile(light_model, make_image, size):
+    """Tiling's two calls (cst/tiling.py): the statistics of one picture (the whole photo's thumbnail), then another
+    picture (a tile) normalised with them - in onnxruntime as in eager torch, at sizes the graphs were not traced at."""
+    thumb, _, stats, vec = _inputs(make_image, light_model, *size)
+    tile = pil_to_tensor(make_image(40, 44, seed=9))
+    w = torch.tensor([[2.0, 0.5, 1.0]])
+    record: list = []
+    with torch.no_grad():
+        light_model.transformer(light_model.pad_to_multiple(thumb), light_model.condition(stats, w), record=record)
+        expected = light_model(tile, stats, w, 0.5, norm_stats=record).clamp(0, 1)
+        own = light_model(tile, stats, w, 0.5).clamp(0, 1)
+    assert (expected - own).abs().mean() > 1e-3  # the thumbnail's statistics are not the tile's own
+    for engine in (engines.onnx_engine(light_model), engines.TorchEngine(light_model)):
+        got = engine.statistics(thumb, vec, w)
+        assert got.shape == (1, engines.statistics_dim(light_model))
+        torch.testing.assert_close(got, engines.statistics_vector(record), rtol=1e-4, atol=1e-4)
+        assert (engine.run(tile, vec, w, 0.5, statistics=got) - expected).abs().max() < 1e-3, engine.name
+
+
+def test_onnx_engine_folds_each_pictures_statistics_once_and_keeps_the_last_few(make_image):
+    """onnxruntime runs a picture's tiles through a graph with its statistics folded into the weights, built on the
+    first tile and reused for the rest; a few are kept (pictures tiled at the same time), the oldest dropped."""
+    model = _light(**SMALL_LIGHT)
+    engine = engines.OnnxEngine(model, threads=1)
+    _, _, stats, vec = _inputs(make_image, model, 32, 32)
+    tiles = [pil_to_tensor(make_image(36, 28, seed=s)) for s in (3, 4)]
+    w = torch.ones(1, 3)
+    pictures = [engine.statistics(pil_to_tensor(make_image(48, 40, seed=s)), vec, w) for s in range(engines.FOLDED_KEPT + 1)]
+    first = [engine.run(t, vec, w, statistics=pictures[0]) for t in tiles]
+    session = next(iter(engine._folded.values()))
+    assert len(engine._folded) == 1 and engine.run(tiles[1], vec, w, statistics=pictures[0]).equal(first[1])
+    assert next(iter(engine._folded.values())) is session  # the second tile reused the first tile's graph
+    for statistics in pictures[1:]:
+        engine.run(tiles[0], vec, w, statistics=statistics)
+    assert len(engine._folded) == engines.FOLDED_KEPT and session not in engine._folded.values()  # the oldest went
+    with torch.no_grad():
+        want = model(tiles[0], stats, w, norm_stats=engines.statistics_list(pictures[0], model.transformer.norm_channels))
+    assert (engine.run(tiles[0], vec, w, statistics=pictures[0]) - want.clamp(0, 1)).abs().max() < 1e-3  # rebuilt
 
 
 def test_engine_cache_follows_weight_changes_and_keeps_the_training_mode(make_image):
