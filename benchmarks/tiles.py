@@ -6,11 +6,14 @@ stroke scale, one run, this machine.
 
 The photos are mosaics of scikit-image's sample photos (nothing downloaded), each cell upscaled to CELL px, so a
 4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
-(VmHWM) is its own. Figures:
+(VmHWM, after the first run) is its own. Figures:
 - s/MP: seconds per megapixel of `model.stylize(..., full_resolution=True)`, photo decoded and result encoded
-  included; the 1024 px row is the untiled reference (the model's working size).
+  included, the fastest of `--repeats` runs, after one warm-up call of each path (the engines' graphs are built once
+  per process, about a second each: not counted); the 1024 px row is the untiled reference (the model's working
+  size).
 - seam: mean |gradient| across the tiles' borders ÷ just inside them (1.0: no seam; target ≤ 1.05).
-- drift: mean |tiled − untiled| /255 on the same photo (only where the untiled run fits: ≤ 2048 px; target ≤ 2).
+- drift: mean |tiled − untiled| /255 on the same photo, for photos up to 2048 px (target ≤ 2). The light model runs
+  those in one pass by itself (`tiling.UNTILED`), so its tiled run asks for tiles of FORCED_TILE px.
 - Gram@1024: Gram error (cst.losses.gram_relative_error, VGG19 relu1_1-4_1) against the style of the result brought
   down to 1024 px: at 4096 px the brush strokes are 4x smaller relative to the picture and partly turn to noise.
   `--stroke` adds rows `@N`: the largest photo stylised at N px and resized up (strokes N/size as large).
@@ -35,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 CELL = 1024  # each scikit-image photo fills a CELL x CELL square of the mosaic
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 STYLE = "starry-night"
+FORCED_TILE = 1024  # tiles asked for on photos up to 2048 px (which light models run in one pass): the drift row
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
@@ -68,25 +72,36 @@ def worker(args: argparse.Namespace) -> dict:
     photo = Path(args.tmp) / f"photo-{width}x{height}.png"
     out = Path(args.tmp) / f"out-{width}x{height}{'-whole' if args.whole else ''}-{args.work_size or 'full'}.png"
     stats = model.style_stats(STYLE)
-    model.stylize(Image.new("RGB", (64, 64), (128, 128, 128)), stats)  # warm-up: engines, allocator
-    start = time.perf_counter()
+    gray = Image.new("RGB", (96, 96), (128, 128, 128))
+    model.stylize(gray, stats)  # warm-up: engines, allocator
+    model.stylize(gray, stats, full_resolution=True, tile_size=48)  # and the tiles' engines (built once per process)
     if args.whole:  # untiled: the whole picture through the network at once
         model.config.max_size = max(width, height)
-        result = model.stylize(photo, stats, full_resolution=True)
-    elif args.work_size:  # stroke size: stylised at a smaller working size, resized up to the photo's
-        result = model.stylize(photo, stats, max_size=args.work_size, tile_size=args.tile_size)
-    else:
-        result = model.stylize(photo, stats, full_resolution=True, tile_size=args.tile_size)
-    result.save(out)
-    seconds = time.perf_counter() - start
+    times, tiles = [], []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        if args.whole:
+            result = model.stylize(photo, stats, full_resolution=True)
+        elif args.work_size:  # stroke size: stylised at a smaller working size, resized up to the photo's
+            result = model.stylize(photo, stats, max_size=args.work_size, tile_size=args.tile_size)
+        else:
+            result = model.stylize(photo, stats, full_resolution=True, tile_size=args.tile_size,
+                                   progress=lambda done, total: tiles.append(total))
+        result.save(out)
+        times.append(time.perf_counter() - start)
+        peak = peak_rss_mb() if len(times) == 1 else peak  # of the first run: one stylisation's, in a fresh process
+        del result
+    seconds = min(times)
     return {"size": f"{width}x{height}", "seconds": seconds, "s_per_mp": seconds / (width * height / 1e6),
-            "peak_rss_mb": peak_rss_mb(), "output": str(out), "whole": args.whole, "work": args.work_size}
+            "peak_rss_mb": peak, "tiles": tiles[-1] if tiles else 0, "tile": args.tile_size, "output": str(out), "whole": args.whole, "work": args.work_size}
 
 
-def run_worker(args, width: int, height: int, whole: bool = False, work_size: int | None = None) -> dict:
+def run_worker(args, width: int, height: int, whole: bool = False, work_size: int | None = None,
+               tile_size: int | None = None) -> dict:
+    tile_size = tile_size or args.tile_size
     cmd = [sys.executable, __file__, "--worker", str(width), str(height), "--tmp", args.tmp,
-           "--threads", str(args.threads)] + (["--model", args.model] if args.model else []) + \
-          (["--tile-size", str(args.tile_size)] if args.tile_size else []) + (["--whole"] if whole else []) + \
+           "--threads", str(args.threads), "--repeats", str(args.repeats)] + (["--model", args.model] if args.model else []) + \
+          (["--tile-size", str(tile_size)] if tile_size else []) + (["--whole"] if whole else []) + \
           (["--work-size", str(work_size)] if work_size else [])
     done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
@@ -143,6 +158,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--sizes", nargs="+", default=["2048", "4096", "8000x6000"], help="photo sizes: N or WxH")
     p.add_argument("--tile-size", type=int, default=None, help="tile size (default: the model's)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--repeats", type=int, default=3, help="runs of each size in its process; the fastest is shown "
+                                                            "(this shared machine's timings vary by 20 %% between runs)")
     p.add_argument("--picture", default=None, help="write the 4096 px result with a zoomed tile corner here")
     p.add_argument("--worker", nargs=2, type=int, help=argparse.SUPPRESS)
     p.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
@@ -167,15 +184,18 @@ def main(argv: list[str] | None = None) -> None:
         ref = run_worker(args, 1024, 1024, whole=True)
         rows = [dict(ref, seam=None, drift=None, gram=gram_at_1024(ref["output"], (model, style)))]
         for w, h in sizes:
-            row = run_worker(args, w, h)
+            row = run_worker(args, w, h)  # as `stylize` does it: light models run up to 2048 px in one pass
+            if FORCED_TILE < max(w, h) <= 2048:  # the tiles against the untiled picture: tiles asked for if need be
+                whole = row if not row["tiles"] else run_worker(args, w, h, whole=True)
+                if not row["tiles"]:
+                    rows.append(dict(row, seam=None, drift=None, gram=gram_at_1024(row["output"], (model, style))))
+                    row = run_worker(args, w, h, tile_size=FORCED_TILE)
+                with Image.open(whole["output"]) as im:
+                    untiled = np.asarray(im.convert("RGB"), dtype=np.float32)
             with Image.open(row["output"]) as im:
                 out = np.asarray(im.convert("RGB"), dtype=np.float32)
-            row["seam"] = seam_score(out, plan_tiles(h, w, tile))
-            row["drift"] = None
-            if max(w, h) <= 2048:
-                whole = run_worker(args, w, h, whole=True)
-                with Image.open(whole["output"]) as im:
-                    row["drift"] = float(np.abs(out - np.asarray(im.convert("RGB"), dtype=np.float32)).mean())
+            row["seam"] = seam_score(out, plan_tiles(h, w, row.get("tile") or tile)) if row["tiles"] else None
+            row["drift"] = float(np.abs(out - untiled).mean()) if FORCED_TILE < max(w, h) <= 2048 else None
             row["gram"] = gram_at_1024(row["output"], (model, style))
             if args.picture and (w, h) == (4096, 4096):
                 picture(row["output"], tile, args.picture)
@@ -185,12 +205,14 @@ def main(argv: list[str] | None = None) -> None:
                     row = run_worker(args, w, h, work_size=work)
                     row.update(seam=None, drift=None, gram=gram_at_1024(row["output"], (model, style)))
                     rows.append(row)
-    print(f"model {args.model or 'default'}, tile {tile} px, {args.threads} threads, style {STYLE}")
-    print(f"{'size':>10} {'mode':>7} {'seconds':>8} {'s/MP':>6} {'peak RSS':>9} {'seam':>6} {'drift':>6} {'Gram@1024':>9}")
+    print(f"model {args.model or 'default'}, tile {tile} px, {args.threads} threads, style {STYLE}, "
+          f"fastest of {args.repeats} runs")
+    print(f"{'size':>10} {'mode':>16} {'seconds':>8} {'s/MP':>6} {'peak RSS':>9} {'seam':>6} {'drift':>6} {'Gram@1024':>9}")
     for r in rows:
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-        mode = lambda r: "whole" if r["whole"] else f"@{r['work']}" if r["work"] else "tiled"  # noqa: E731
-        print(f"{r['size']:>10} {mode(r):>7} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
+        mode = lambda r: (f"@{r['work']}" if r["work"] else "whole" if r["whole"] or not r["tiles"]  # noqa: E731
+                          else f"{r['tiles']} tiles" + (f" of {r['tile']}" if r["tile"] else ""))
+        print(f"{r['size']:>10} {mode(r):>16} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
               f"{r['peak_rss_mb']:7.0f}MB {fmt(r['seam'], '6.3f')} {fmt(r['drift'], '6.2f')} {r['gram']:9.3f}")
 
 

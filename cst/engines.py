@@ -24,7 +24,13 @@ int8 is no faster at 1024 px and drifts), else plain torch. Sessions are built o
 1 s for the content graph, 2 s for the style graph) and cached; they are rebuilt when the model's weights change (a
 parameter's version counter moves). `CST_ENGINE=torch` opts out.
 
-Video frames of a light model run a third graph, built in memory on first use (`OnnxEngine.run_smoothed`, not
+Large pictures of a light model, stylised in tiles that share one set of statistics (cst/tiling.py), run two more
+graphs built in memory: the statistics graph (`StatisticsGraph`, `OnnxEngine.statistics`: every norm layer's own
+statistics of a thumbnail of the whole picture) once per picture, then each tile through the content graph with those
+statistics folded into the conv weights (`FoldedTileGraph`, `OnnxEngine.run(..., statistics=)`; exported once per
+picture, about 0.2 s).
+
+Video frames of a light model run another graph, built in memory on first use (`OnnxEngine.run_smoothed`, not
 exported to a file): the content graph whose conditional norms take momentum·previous + (1 − momentum)·own
 statistics, with `previous` (1, 2·ΣC) as an input and the statistics it used as a second output
 (`SmoothedContentGraph`; cst/video.py's running statistics at onnxruntime's speed).

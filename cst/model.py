@@ -38,7 +38,7 @@ from .frontend import PICKLE_SUFFIXES, check_max_size, check_number, check_slide
 from .errors import StyleTransferError
 from .imageio import ImageLike, fit_within, load_image, pil_to_tensor, tensor_to_pil
 from .stylizer import Stylizer
-from .tiling import DEFAULT_TILE, stylize_tiled
+from .tiling import DEFAULT_TILE, UNTILED, stylize_tiled
 from .light import (FEATURE_RMS, VGG_CHANNELS, Conditioner, LightTransformer, normalise_weights, split_modulation,
                     style_vector)
 from .vgg import VGG19Features
@@ -407,9 +407,10 @@ class StyleTransferModel(
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
         max_size: long side of the working resolution (default config.max_size); the result is resized back.
         full_resolution: work at the photo's own size (any size up to the image limit; max_size is ignored).
-        A working picture larger than config.max_size is stylised in tiles of `tile_size` px (default
-        `self.tile_size()`) that share the whole picture's statistics: no seams, bounded memory (cst/tiling.py);
-        progress(done, total) is called after each tile.
+        A working picture larger than config.max_size (light models: larger than 2048 px, `tiling.UNTILED`) or than
+        `tile_size` is stylised in tiles of `tile_size` px (default `self.tile_size()`) that share the whole
+        picture's statistics: no seams, bounded memory (cst/tiling.py); progress(done, total) is called after each
+        tile.
         """
         max_size = check_max_size(max_size)
         tile_size = check_max_size(tile_size, "tile_size")
@@ -419,7 +420,10 @@ class StyleTransferModel(
                                 adversarial_weight=adversarial_weight, preserve_color=preserve_color,
                                 style_size=style_size)
         work = photo if full_resolution else fit_within(photo, max_size or self.config.max_size)
-        if max(work.size) > self.config.max_size or (tile_size is not None and max(work.size) > tile_size):
+        # tiles above the working size (light: above 2048 px, where one pass would need more memory) or tile_size
+        one_pass = self.config.max_size if tile_size is not None else max(self.config.max_size,
+                                                                              UNTILED[self.config.architecture])
+        if max(work.size) > one_pass or (tile_size is not None and max(work.size) > tile_size):
             result = stylize_tiled(stylizer, work, tile=tile_size or self.tile_size(), progress=progress)
         else:
             x = pil_to_tensor(work)

@@ -22,18 +22,28 @@ import torch
 from PIL import Image
 
 from . import functional as F_
-from .imageio import fit_within, pil_to_tensor
+from .imageio import fit_within, pil_to_tensor, tensor_to_pil
 from .stylizer import Stylizer
 
-DEFAULT_TILE = {"vgg": 512, "light": 1024}  # core size: peak RSS under 2 GB with the margin (benchmarks/tiles.py)
+DEFAULT_TILE = {"vgg": 512, "light": 1392}  # core size: peak RSS under 2 GB with the margin (benchmarks/tiles.py);
+#                                             light: 4096 px photos in 3x3 tiles (fewer margins than 5x5 of 1024 px)
 MARGIN = 32  # real picture around each tile: VGG19's receptive field to relu4_1 is about 30 px each way (measured,
 #             default model, exact statistics, 256 px tiles of a 768 px photo: mean |tiled - whole| 0.08/255 and max
 #             19 with 16 px, 0.005/255 and max 1 with 32 px; pooled VGG statistics exact to 1e-7 with 32 px, 1.4 %
 #             off at relu4_1 with 16 px)
+MARGINS = {"vgg": MARGIN, "light": 24}  # the light generator (measured, default model, 1024 px tiles of a 2048 px
+#             photo with its own statistics, against the untiled picture: max 1/255 with 24 px and 32 px, 3/255 with
+#             16 px, 10/255 with 8 px; 24 px is 3.5 % fewer pixels per tile than 32 at 4096 px)
 OVERLAP = 32  # cores overlap by this much and are blended
-THUMBNAIL = 2048  # the whole picture's statistics come from a thumbnail this size (long side; measured on a 2048 px
-#                   photo: with a 1024 px thumbnail the tiles drift 3.7/255 (light) and 9.9/255 (VGG) from the
-#                   untiled picture, with 1536 px 1.7/255 (light); at 2048 the statistics are the photo's own)
+EXACT_STATISTICS = 2048  # up to this size (long side) every tile gets the picture's own statistics: a 2048 px photo
+#                          comes out tiled as untiled (0.00/255)
+THUMBNAIL = 1024  # above it, they come from a thumbnail this size: the default working size, so a full-resolution
+#                   picture is normalised as its 1024 px preview was (URST's thumbnail size too). Measured on a 4096 px
+#                   photo against its untiled picture (benchmarks/tiles.py mosaic): mean 15.8/255 off with 1024, 12.9
+#                   with 1536, 10.4 with 2048, 5.4 with 3072, the thumbnails' pictures alike to the eye; a 2048 px
+#                   pass costs a quarter of the 4096 px tiles' work, a 1024 px pass a sixteenth
+UNTILED = {"vgg": 0, "light": 2048}  # when no tile size is asked, pictures up to this size run in one pass: the same
+#                   picture as tiles with its own statistics, in half the work (light: peak RSS 1.6 GB at 2048 px)
 LUMA_THUMBNAIL = 512  # colour preservation: the whole picture's luminance statistics, from a thumbnail this size
 
 
@@ -106,14 +116,21 @@ def _stride(layer: str) -> int:
     return 2 ** (int(layer[4]) - 1)
 
 
-def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int = THUMBNAIL):
+def thumbnail_size(long_side: int) -> int:
+    """Long side of the thumbnail whose statistics a picture's tiles share: the picture itself up to
+    EXACT_STATISTICS px, THUMBNAIL px above."""
+    return long_side if long_side <= EXACT_STATISTICS else THUMBNAIL
+
+
+def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int | None = None):
     """(normalisation statistics, luminance statistics or None) of the whole photo, from a thumbnail of long side
-    `thumbnail` (the photo itself when it is smaller): what every tile is normalised with. The VGG generator's are
+    `thumbnail` (default `thumbnail_size`; the photo itself when it is smaller): what every tile is normalised with.
+    The VGG generator's are
     computed tile by tile and exactly (`pooled_statistics`); the light generator's in one pass over the thumbnail
     (each layer's depend on the previous layers' normalisation, so tiles cannot pool them). Measured alternatives
     were worse: statistics pooled over a sample of windows of the photo miss parts of the picture, and mixing a
     thumbnail's normalisation with full-scale measurements compounds through the layers."""
-    thumb = pil_to_tensor(fit_within(photo, thumbnail))
+    thumb = pil_to_tensor(fit_within(photo, thumbnail or thumbnail_size(max(photo.size))))
     stats = stylizer.statistics(thumb) if stylizer.model.is_light else pooled_statistics(stylizer, thumb)
     luma = None
     if stylizer.preserve_color:
@@ -122,14 +139,23 @@ def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int = 
     return stats, luma
 
 
-def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: int = MARGIN, overlap: int = OVERLAP,
-                  thumbnail: int = THUMBNAIL, progress: Callable[[int, int], None] | None = None) -> Image.Image:
+def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: int | None = None,
+                  overlap: int = OVERLAP, thumbnail: int | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Image.Image:
     """Stylise an RGB PIL picture at its own size, tile by tile; returns an RGB PIL picture of the same size.
-    progress(done, total) is called after each tile."""
-    stats, luma = picture_statistics(stylizer, photo, thumbnail)
+    margin: default the generator's (MARGINS); thumbnail: see `picture_statistics`. progress(done, total) is called
+    after each tile."""
+    margin = MARGINS[stylizer.model.config.architecture] if margin is None else margin
     width, height = photo.size
-    canvas = np.empty((height, width, 3), dtype=np.uint8)
     tiles = plan_tiles(height, width, tile, margin, overlap, align=stylizer.model.downsampling)
+    if len(tiles) == 1:  # one tile: the picture's own statistics are the whole picture's, and one pass does
+        x = pil_to_tensor(photo)
+        result = tensor_to_pil(stylizer.colour(stylizer(x), x))
+        if progress is not None:
+            progress(1, 1)
+        return result
+    stats, luma = picture_statistics(stylizer, photo, thumbnail)
+    canvas = np.empty((height, width, 3), dtype=np.uint8)
     row_end, done_rows = {}, 0  # previous tile's right edge in this row; bottom edge of the previous row
     for i, t in enumerate(tiles):
         crop = pil_to_tensor(photo.crop((t.cx0, t.cy0, t.cx1, t.cy1)))
@@ -138,17 +164,25 @@ def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: 
         new = core.permute(1, 2, 0).mul(255.0).cpu().numpy()
         left = max(0, row_end.get(t.y0, 0) - t.x0) if t.x0 > 0 else 0
         top = max(0, done_rows - t.y0) if t.y0 > 0 else 0
-        weight = (_ramp(t.y1 - t.y0, top)[:, None] * _ramp(t.x1 - t.x0, left)[None, :])[..., None]
         region = canvas[t.y0:t.y1, t.x0:t.x1]
-        if left or top:
-            new = weight * new + (1.0 - weight) * region.astype(np.float32)
-        region[...] = np.clip(new + 0.5, 0, 255).astype(np.uint8)
+        # blended only where the weight is below 1: the top rows and the left columns that overlap earlier tiles
+        weight = _ramp(t.y1 - t.y0, top)[:, None, None] * _ramp(t.x1 - t.x0, left)[None, :, None]
+        blend = [(slice(0, top), slice(None)), (slice(top, None), slice(0, left))]
+        before = [region[rows, cols].astype(np.float32) for rows, cols in blend]
+        region[...] = _to_uint8(new)
+        for (rows, cols), old in zip(blend, before):
+            w = weight[rows, cols]
+            region[rows, cols] = _to_uint8(w * new[rows, cols] + (1.0 - w) * old)
         row_end[t.y0] = t.x1
         if t.x1 == width:
             done_rows = t.y1
         if progress is not None:
             progress(i + 1, len(tiles))
     return Image.fromarray(canvas)
+
+
+def _to_uint8(a: np.ndarray) -> np.ndarray:
+    return np.clip(a + 0.5, 0, 255).astype(np.uint8)
 
 
 def seam_score(picture: Image.Image | np.ndarray, tiles: list[Tile], band: int = 8) -> float:

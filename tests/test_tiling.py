@@ -59,11 +59,25 @@ def test_stylize_tiles_above_the_working_size_with_progress_and_no_visible_seams
     tiles = tiling.plan_tiles(200, 300, 96)
     assert calls == [(i + 1, len(tiles)) for i in range(len(tiles))] and len(tiles) >= 6
     assert tiling.seam_score(result, tiles) <= 1.25
-    # without full_resolution or tile_size: a working size above the model's max_size (128) is tiled by itself
+    # without full_resolution or tile_size, above the model's max_size (128): the light model runs pictures up to
+    # 2048 px in one pass (the picture as tiles with its own statistics would give, in half the work)
     automatic = []
     result = model.stylize(photo, make_image(64, 64, seed=4), max_size=300,
                            progress=lambda done, total: automatic.append((done, total)))
-    assert result.size == photo.size and automatic == [(1, 1)]  # one tile of the light model's default size
+    untiled = tensor_to_pil(model.prepare(make_image(64, 64, seed=4))(pil_to_tensor(photo)))
+    assert result.size == photo.size and automatic == [] and np.array_equal(np.asarray(result), np.asarray(untiled))
+    # one tile is the picture itself too: one pass with its own statistics (no thumbnail pass)
+    one = tiling.stylize_tiled(model.prepare(make_image(64, 64, seed=4)), photo, tile=300,
+                               progress=lambda done, total: automatic.append((done, total)))
+    assert automatic == [(1, 1)] and np.array_equal(np.asarray(one), np.asarray(untiled))
+    # the VGG generator tiles everything above its working size by itself
+    vgg, automatic = make_model(architecture="vgg"), []
+    vgg.stylize(photo, make_image(64, 64, seed=4), max_size=300, progress=lambda done, total: automatic.append(done))
+    assert automatic[-1] == len(tiling.plan_tiles(200, 300, vgg.tile_size())) >= 1
+
+
+def test_statistics_come_from_the_picture_itself_up_to_2048_px_and_from_a_1024_px_thumbnail_above():
+    assert [tiling.thumbnail_size(n) for n in (300, 2048, 2049, 8000)] == [300, 2048, 1024, 1024]
 
 
 def test_colour_preservation_in_tiles_uses_the_whole_pictures_luminance(make_model, make_image):
