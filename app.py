@@ -48,7 +48,7 @@ DEFAULT_MODEL_NAME = "the built-in default model (cst/default_model)"
 # long side of the result in px: the cap keeps one request to seconds on a CPU Space; photos are never upscaled
 OUTPUT_SIZE_MIN, OUTPUT_SIZE_MAX, OUTPUT_SIZE_DEFAULT = 256, 1024, 512
 STYLE2_BLEND_DEFAULT = 0.5  # share of the optional second style
-FULL_RESOLUTION_MAX_MP = 16  # "Full resolution" (in tiles) up to this many megapixels: ~4000x4000, minutes on 2 cores
+FULL_RESOLUTION_MAX_MP = 16  # "Full resolution" (in tiles) up to this many megapixels: ~4000x4000, 20 s on 2 cores
 PREVIEW_MAX_SIDE = 2048  # the before/after comparison shows at most this; the full picture is a download
 MAX_UPLOAD = "50mb"  # Gradio refuses bigger uploads itself; a 50 MP camera JPEG is well under this
 # requests waiting beyond the ones running; one more is refused at once (gradio_client: QueueError "Queue is full!
@@ -352,7 +352,7 @@ def settings_inputs(weight_min: float, weight_max: float) -> list[gr.components.
                                          elem_id="preserve-color")
         full_resolution = gr.Checkbox(False, label=f"Full resolution (up to {FULL_RESOLUTION_MAX_MP} MP)",
                                       info="stylise at the photo's own size, in tiles that share its statistics (no "
-                                           "seams); the output size is ignored; minutes for a large photo",
+                                           "seams); the output size is ignored; tens of seconds for a large photo",
                                       elem_id="full-resolution")
     with gr.Accordion("Blend a second style", open=False, elem_id="blend"):
         with gr.Row():

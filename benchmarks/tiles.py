@@ -3,6 +3,7 @@ stroke scale, one run, this machine.
 
     python benchmarks/tiles.py                         # the default model: 1024 (untiled reference), 2048, 4096, 8000x6000
     python benchmarks/tiles.py --model FOLDER --sizes 2048 4096 --picture docs/tiles_4096.jpg
+    python benchmarks/tiles.py --sizes 4096 --thumbnails 1024 2048     # the statistics' thumbnail against one pass
 
 The photos are mosaics of scikit-image's sample photos (nothing downloaded), each cell upscaled to CELL px, so a
 4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
@@ -65,6 +66,7 @@ def worker(args: argparse.Namespace) -> dict:
     """One size in this process: stylise the mosaic photo file at full resolution (or untiled at 1024)."""
     import torch
 
+    from cst.engines import best_engine
     from cst.frontend import load_model
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
@@ -89,11 +91,42 @@ def worker(args: argparse.Namespace) -> dict:
                                    progress=lambda done, total: tiles.append(total))
         result.save(out)
         times.append(time.perf_counter() - start)
+        engine = best_engine(model)
+        if hasattr(engine, "forget_pictures"):  # the next run pays for its folded tile graph as a new picture would
+            engine.forget_pictures()
         peak = peak_rss_mb() if len(times) == 1 else peak  # of the first run: one stylisation's, in a fresh process
         del result
     seconds = min(times)
     return {"size": f"{width}x{height}", "seconds": seconds, "s_per_mp": seconds / (width * height / 1e6),
             "peak_rss_mb": peak, "tiles": tiles[-1] if tiles else 0, "tile": args.tile_size, "output": str(out), "whole": args.whole, "work": args.work_size}
+
+
+def thumbnails(args: argparse.Namespace, size: int) -> list[str]:
+    """The statistics' thumbnail size against the untiled picture (`--thumbnails`): the size x size mosaic in one
+    pass in eager torch (it fits in memory here, if slowly), then in tiles with each thumbnail size; mean |difference|
+    /255 and the Gram error at viewing size of each."""
+    import torch
+
+    from cst import tiling
+    from cst.engines import TorchEngine
+    from cst.frontend import load_model
+    from cst.imageio import pil_to_tensor, tensor_to_pil
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    stylizer, photo = model.prepare(STYLE), mosaic(size, size)
+    style = style_features(model)
+    start = time.perf_counter()
+    whole = tensor_to_pil(TorchEngine(model).run(pil_to_tensor(photo), stylizer.vector, stylizer.weights))
+    lines = [f"{size} px untiled (eager torch, {time.perf_counter() - start:.0f} s): Gram@1024 "
+             f"{gram_at_1024(whole, (model, style)):.3f}"]
+    untiled = np.asarray(whole, dtype=np.float32)
+    for thumb in args.thumbnails:
+        out = tiling.stylize_tiled(stylizer, photo, tile=args.tile_size or model.tile_size(), thumbnail=thumb)
+        drift = np.abs(np.asarray(out, dtype=np.float32) - untiled).mean()
+        lines.append(f"{size} px in tiles, statistics from a {thumb} px thumbnail: {drift:.1f}/255 from the untiled "
+                     f"picture, Gram@1024 {gram_at_1024(out, (model, style)):.3f}")
+    return lines
 
 
 def run_worker(args, width: int, height: int, whole: bool = False, work_size: int | None = None,
@@ -109,13 +142,14 @@ def run_worker(args, width: int, height: int, whole: bool = False, work_size: in
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def gram_at_1024(path: str, style_stats_model) -> float:
+def gram_at_1024(picture, style_stats_model) -> float:
+    """picture: a path or a PIL image."""
     import torch
 
     from cst.imageio import fit_within, load_image, pil_to_tensor
     from cst.losses import gram_relative_error
     model, style = style_stats_model
-    x = pil_to_tensor(fit_within(load_image(path), 1024))
+    x = pil_to_tensor(fit_within(picture if isinstance(picture, Image.Image) else load_image(picture), 1024))
     with torch.no_grad():
         feats = model.encoder(x, LAYERS)
         return float(np.mean([gram_relative_error(feats[k], style[k]).item() for k in LAYERS]))
@@ -133,12 +167,18 @@ def style_features(model):
 
 
 def picture(result: str, tile: int, path: str) -> None:
-    """The 4096 px result at 1/4 scale beside a 1:1 crop over a tile corner (where seams would show)."""
+    """The 4096 px result at 1/4 scale beside a 1:1 crop over a tile corner (of the interior corners, the one in the
+    smoothest part of the picture, where a seam would show most)."""
     from cst.tiling import plan_tiles
     with Image.open(result) as im:
         im.load()
         tiles = plan_tiles(im.height, im.width, tile)
-        corner = next(t for t in tiles if t.x0 > 0 and t.y0 > 0)
+        a = np.asarray(im.convert("L"), dtype=np.float32)
+
+        def busy(t) -> float:  # seams would show most where the picture is smooth
+            near = a[max(0, t.y0 - 256):t.y0 + 256, max(0, t.x0 - 256):t.x0 + 256]
+            return float(np.abs(np.diff(near, axis=0)).mean() + np.abs(np.diff(near, axis=1)).mean())
+        corner = min((t for t in tiles if t.x0 > 0 and t.y0 > 0), key=busy)
         crop = im.crop((corner.x0 - 256, corner.y0 - 256, corner.x0 + 256, corner.y0 + 256))
         small = im.resize((im.width * 512 // im.height, 512), Image.LANCZOS)
     sheet = Image.new("RGB", (small.width + 512 + 8, 512), "white")
@@ -166,10 +206,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--work-size", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--stroke", action="store_true", help="also stylise the largest square photo at 1/2 and 1/4 of "
                                                          "its size, resized up (bigger strokes): Gram error compared")
+    p.add_argument("--thumbnails", nargs="+", type=int, default=None, metavar="N",
+                   help="instead: the largest size in one pass (eager torch; 4096 px needs about 8 GB and a minute) "
+                        "against tiles whose statistics come from thumbnails of these sizes")
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
+        return
+    if args.thumbnails:
+        print("\n".join(thumbnails(args, max(int(v) for size in args.sizes for v in size.split("x")))))
         return
     from cst.frontend import load_model
     from cst.tiling import plan_tiles, seam_score
@@ -200,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.picture and (w, h) == (4096, 4096):
                 picture(row["output"], tile, args.picture)
             rows.append(row)
-            if args.stroke and w == h == max(max(size) for size in sizes):
+            if args.stroke and w == h == max(size[0] for size in sizes if size[0] == size[1]):
                 for work in (w // 2, w // 4):
                     row = run_worker(args, w, h, work_size=work)
                     row.update(seam=None, drift=None, gram=gram_at_1024(row["output"], (model, style)))

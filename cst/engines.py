@@ -448,6 +448,12 @@ class OnnxEngine:
                 self._folded.pop(next(iter(self._folded)))
         return torch.from_numpy(session.run(None, {"content": _array(content), "strength": _array(strength, (1,))})[0])
 
+    def forget_pictures(self) -> None:
+        """Drop the folded tile graphs kept for recent pictures (a benchmark that stylises one picture again times
+        what a new picture costs)."""
+        with self._lock:
+            self._folded.clear()
+
     def statistics(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Same contract as `TorchEngine.statistics`; its session is built on the first call. It runs once per
         picture, on the largest input of all (a 2048 px thumbnail), so its memory arena is shrunk back after each

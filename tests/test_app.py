@@ -179,9 +179,9 @@ def test_large_content_is_downscaled_with_a_notice(client, images):
 
 
 def test_full_resolution_keeps_the_photos_size_in_tiles_with_progress(client, images):
-    wide = images["big"].with_name("wide.png")  # above the default model's 1024 px working size: tiled
+    wide = images["big"].with_name("wide.png")  # above the 2048 px the default model runs in one pass: tiled
     with Image.open(images["big"]) as img:
-        img.resize((1100, 600)).save(wide)
+        img.resize((2100, 600)).save(wide)
     job = _stylize(client, wide, images["style"], output_size=256, full_resolution=True)
 
     async def progress() -> list:
@@ -190,7 +190,7 @@ def test_full_resolution_keeps_the_photos_size_in_tiles_with_progress(client, im
 
     units = asyncio.run(progress())
     with Image.open(job.result(timeout=300)[0]) as img:
-        assert img.size == (1100, 600)  # the photo's own size: output_size is ignored
+        assert img.size == (2100, 600)  # the photo's own size: output_size is ignored
     assert "tiles" in units, units  # the progress bar counts the tiles
 
 

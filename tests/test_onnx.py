@@ -165,6 +165,8 @@ def test_onnx_engine_folds_each_pictures_statistics_once_and_keeps_the_last_few(
     with torch.no_grad():
         want = model(tiles[0], stats, w, norm_stats=engines.statistics_list(pictures[0], model.transformer.norm_channels))
     assert (engine.run(tiles[0], vec, w, statistics=pictures[0]) - want.clamp(0, 1)).abs().max() < 1e-3  # rebuilt
+    engine.forget_pictures()
+    assert not engine._folded
 
 
 def test_engine_cache_follows_weight_changes_and_keeps_the_training_mode(make_image):
