@@ -38,10 +38,10 @@ OVERLAP = 32  # cores overlap by this much and are blended
 EXACT_STATISTICS = 2048  # up to this size (long side) every tile gets the picture's own statistics: a 2048 px photo
 #                          comes out tiled as untiled (0.00/255)
 THUMBNAIL = 1024  # above it, they come from a thumbnail this size: the default working size, so a full-resolution
-#                   picture is normalised as its 1024 px preview was (URST's thumbnail size too). Measured on a 4096 px
-#                   photo against its untiled picture (benchmarks/tiles.py mosaic): mean 15.8/255 off with 1024, 12.9
-#                   with 1536, 10.4 with 2048, 5.4 with 3072, the thumbnails' pictures alike to the eye; a 2048 px
-#                   pass costs a quarter of the 4096 px tiles' work, a 1024 px pass a sixteenth
+#                   picture is normalised as its 1024 px preview was (URST's thumbnail size too). Against the untiled
+#                   picture of a 4096 px photo (`python benchmarks/tiles.py --sizes 4096 --thumbnails 1024 2048`): mean
+#                   15.8/255 off with 1024, 10.4 with 2048, the two alike to the eye; a 2048 px pass costs a quarter
+#                   of the 4096 px tiles' work, a 1024 px pass a sixteenth
 UNTILED = {"vgg": 0, "light": 2048}  # when no tile size is asked, pictures up to this size run in one pass: the same
 #                   picture as tiles with its own statistics, in half the work (light: peak RSS 1.6 GB at 2048 px)
 LUMA_THUMBNAIL = 512  # colour preservation: the whole picture's luminance statistics, from a thumbnail this size
@@ -125,9 +125,8 @@ def thumbnail_size(long_side: int) -> int:
 def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int | None = None):
     """(normalisation statistics, luminance statistics or None) of the whole photo, from a thumbnail of long side
     `thumbnail` (default `thumbnail_size`; the photo itself when it is smaller): what every tile is normalised with.
-    The VGG generator's are
-    computed tile by tile and exactly (`pooled_statistics`); the light generator's in one pass over the thumbnail
-    (each layer's depend on the previous layers' normalisation, so tiles cannot pool them). Measured alternatives
+    The VGG generator's are computed tile by tile and exactly (`pooled_statistics`); the light generator's in one
+    pass over the thumbnail (each layer's depend on the previous layers' normalisation, so tiles cannot pool them). Measured alternatives
     were worse: statistics pooled over a sample of windows of the photo miss parts of the picture, and mixing a
     thumbnail's normalisation with full-scale measurements compounds through the layers."""
     thumb = pil_to_tensor(fit_within(photo, thumbnail or thumbnail_size(max(photo.size))))
