@@ -28,7 +28,7 @@ Large pictures of a light model, stylised in tiles that share one set of statist
 graphs built in memory: the statistics graph (`StatisticsGraph`, `OnnxEngine.statistics`: every norm layer's own
 statistics of a thumbnail of the whole picture) once per picture, then each tile through the content graph with those
 statistics folded into the conv weights (`FoldedTileGraph`, `OnnxEngine.run(..., statistics=)`; exported once per
-picture, about 0.2 s).
+picture, in a fraction of a second).
 
 Video frames of a light model run another graph, built in memory on first use (`OnnxEngine.run_smoothed`, not
 exported to a file): the content graph whose conditional norms take momentum·previous + (1 − momentum)·own
@@ -53,7 +53,7 @@ from torch import nn
 
 from . import functional as F_
 from .errors import StyleTransferError
-from .light import VGG_CHANNELS, stats_from_vector, style_vector
+from .light import VGG_CHANNELS, split_pairs, stats_from_vector, style_vector
 from .model import STYLE_LAYERS, StyleTransferModel
 
 ONNX_OPSET = 17
@@ -83,14 +83,7 @@ def statistics_vector(stats: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tor
     return torch.cat([torch.cat([mean.flatten(1), std.flatten(1)], dim=1) for mean, std in stats], dim=1)
 
 
-def statistics_list(vector: torch.Tensor, channels: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The inverse of `statistics_vector`, for norm layers of `channels`."""
-    stats, start = [], 0
-    for c in channels:
-        stats.append((vector[:, start:start + c].reshape(1, c, 1, 1),
-                      vector[:, start + c:start + 2 * c].reshape(1, c, 1, 1)))
-        start += 2 * c
-    return stats
+statistics_list = split_pairs  # (vector, norm channels) -> [(mean, std), ...]: the inverse of `statistics_vector`
 
 
 class TileContentGraph(nn.Module):
@@ -113,7 +106,7 @@ class TileContentGraph(nn.Module):
 class FoldedTileGraph(nn.Module):
     """Light models only: `TileContentGraph` for one style, sliders and set of statistics, with every norm folded into
     the conv before it (`LightTransformer.fold`) - (content, strength) -> image. Exported once per picture (a fraction
-    of a second) for its tiles: 15 % faster per tile in onnxruntime than the graph that takes them as inputs."""
+    of a second) for its tiles: no norm passes over the activations are left in it."""
 
     def __init__(self, model: StyleTransferModel, style: torch.Tensor, weights: torch.Tensor, statistics: torch.Tensor):
         super().__init__()
@@ -456,8 +449,8 @@ class OnnxEngine:
 
     def statistics(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Same contract as `TorchEngine.statistics`; its session is built on the first call. It runs once per
-        picture, on the largest input of all (a 2048 px thumbnail), so its memory arena is shrunk back after each
-        run: the tiles that follow do not stack their own arena on top of it (peak RSS)."""
+        picture, on a thumbnail that can be the largest input of all (up to 2048 px), so its memory arena is shrunk
+        back after each run: the tiles that follow do not stack their own arena on top of it (peak RSS)."""
         import onnxruntime as ort
 
         feeds = dict(zip(CONTENT_INPUTS, (_array(content), _array(style), _array(weights))))

@@ -57,14 +57,19 @@ def normalise_weights(weights: torch.Tensor, log_min: float, log_max: float) -> 
     return 2.0 * (log_w - log_min) / (log_max - log_min) - 1.0
 
 
+def split_pairs(vector: torch.Tensor, channels: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(B, 2·ΣC) = [a_0, b_0, a_1, b_1, ...] -> per layer (a, b) of shape (B, C, 1, 1): the layout of the MLP's (γ, β)
+    and of the norms' (mean, std) statistics vectors (cst/engines.py)."""
+    pairs, start = [], 0
+    for c in channels:
+        pairs.append((vector[:, start:start + c, None, None], vector[:, start + c:start + 2 * c, None, None]))
+        start += 2 * c
+    return pairs
+
+
 def split_modulation(out: torch.Tensor, channels: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(B, 2·ΣC) MLP output -> per layer (γ, β) of shape (B, C, 1, 1), γ around 1 (a zero output is the identity)."""
-    params, start = [], 0
-    for c in channels:
-        gamma, beta = out[:, start:start + c], out[:, start + c:start + 2 * c]
-        params.append((1.0 + gamma[:, :, None, None], beta[:, :, None, None]))
-        start += 2 * c
-    return params
+    return [(1.0 + gamma, beta) for gamma, beta in split_pairs(out, channels)]
 
 
 class Conditioner(nn.Module):
