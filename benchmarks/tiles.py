@@ -4,6 +4,7 @@ stroke scale, one run, this machine.
     python benchmarks/tiles.py                         # the default model: 1024 (untiled reference), 2048, 4096, 8000x6000
     python benchmarks/tiles.py --model FOLDER --sizes 2048 4096 --picture docs/tiles_4096.jpg
     python benchmarks/tiles.py --sizes 4096 --thumbnails 1024 2048     # the statistics' thumbnail against one pass
+    python benchmarks/tiles.py --sizes 2048 --margins 16 24 32         # the tiles' margin against one pass
 
 The photos are mosaics of scikit-image's sample photos (nothing downloaded), each cell upscaled to CELL px, so a
 4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
@@ -40,6 +41,7 @@ CELL = 1024  # each scikit-image photo fills a CELL x CELL square of the mosaic
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
 STYLE = "starry-night"
 FORCED_TILE = 1024  # tiles asked for on photos up to 2048 px (which light models run in one pass): the drift row
+BORDER = 32  # --margins: the band along the picture's borders measured apart
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
@@ -72,7 +74,8 @@ def worker(args: argparse.Namespace) -> dict:
     model = load_model(args.model)
     width, height = args.worker
     photo = Path(args.tmp) / f"photo-{width}x{height}.png"
-    out = Path(args.tmp) / f"out-{width}x{height}{'-whole' if args.whole else ''}-{args.work_size or 'full'}.png"
+    out = Path(args.tmp) / (f"out-{width}x{height}{'-whole' if args.whole else ''}-{args.work_size or 'full'}"
+                            f"{f'-tile{args.tile_size}' if args.tile_size else ''}.png")  # one file per row
     stats = model.style_stats(STYLE)
     gray = Image.new("RGB", (96, 96), (128, 128, 128))
     model.stylize(gray, stats)  # warm-up: engines, allocator
@@ -126,6 +129,36 @@ def thumbnails(args: argparse.Namespace, size: int) -> list[str]:
         drift = np.abs(np.asarray(out, dtype=np.float32) - untiled).mean()
         lines.append(f"{size} px in tiles, statistics from a {thumb} px thumbnail: {drift:.1f}/255 from the untiled "
                      f"picture, Gram@1024 {gram_at_1024(out, (model, style)):.3f}")
+    return lines
+
+
+def margins(args: argparse.Namespace, size: int) -> list[str]:
+    """The tiles' margin against one pass (`--margins`): the size x size mosaic (at most EXACT_STATISTICS px, so the
+    tiles share the picture's own statistics) in one pass, then in tiles of FORCED_TILE px with each margin; mean
+    |difference| /255 inside (beyond BORDER px of the picture's borders: the receptive field of the tiles' margins)
+    and in the BORDER px band (light models: the picture mirrored beyond its borders against each layer's reflection
+    padding), and the seam score."""
+    import torch
+
+    from cst import tiling
+    from cst.frontend import load_model
+    from cst.imageio import pil_to_tensor, tensor_to_pil
+
+    torch.set_num_threads(args.threads)
+    assert size <= tiling.EXACT_STATISTICS, f"--margins compares photos up to {tiling.EXACT_STATISTICS} px"
+    model = load_model(args.model)
+    stylizer, photo = model.prepare(STYLE), mosaic(size, size)
+    whole = np.asarray(tensor_to_pil(stylizer(pil_to_tensor(photo))), dtype=np.float32)
+    band, lines = slice(BORDER, -BORDER), []
+    for margin in args.margins:
+        out = np.asarray(tiling.stylize_tiled(stylizer, photo, tile=FORCED_TILE, margin=margin), dtype=np.float32)
+        diff = np.abs(out - whole)
+        inner = diff[band, band]
+        edge = (diff.sum() - inner.sum()) / (diff.size - inner.size)
+        seam = tiling.seam_score(out, tiling.plan_tiles(size, size, FORCED_TILE, margin))
+        lines.append(f"{size} px in tiles of {FORCED_TILE} px, margin {margin} px, against one pass: inside mean "
+                     f"{inner.mean():.4f}/255, max {inner.max():.0f}; the outer {BORDER} px mean {edge:.2f}/255; "
+                     f"seam {seam:.3f}")
     return lines
 
 
@@ -209,13 +242,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--thumbnails", nargs="+", type=int, default=None, metavar="N",
                    help="instead: the largest size in one pass (eager torch; 4096 px needs about 8 GB and a minute) "
                         "against tiles whose statistics come from thumbnails of these sizes")
+    p.add_argument("--margins", nargs="+", type=int, default=None, metavar="N",
+                   help="instead: the largest size (at most 2048 px) in one pass against tiles with these margins")
     p.add_argument("--tmp", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args)))
         return
+    largest = max(int(v) for size in args.sizes for v in size.split("x"))
     if args.thumbnails:
-        print("\n".join(thumbnails(args, max(int(v) for size in args.sizes for v in size.split("x")))))
+        print("\n".join(thumbnails(args, largest)))
+        return
+    if args.margins:
+        print("\n".join(margins(args, largest)))
         return
     from cst.frontend import load_model
     from cst.tiling import plan_tiles, seam_score

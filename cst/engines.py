@@ -27,8 +27,8 @@ parameter's version counter moves). `CST_ENGINE=torch` opts out.
 Large pictures of a light model, stylised in tiles that share one set of statistics (cst/tiling.py), run two more
 graphs built in memory: the statistics graph (`StatisticsGraph`, `OnnxEngine.statistics`: every norm layer's own
 statistics of a thumbnail of the whole picture) once per picture, then each tile through the content graph with those
-statistics folded into the conv weights (`FoldedTileGraph`, `OnnxEngine.run(..., statistics=)`; exported once per
-picture, in a fraction of a second).
+statistics, the sliders and the strength folded into the conv weights, zero-padded (`FoldedTileGraph`,
+`OnnxEngine.run(..., statistics=)`; exported once per picture, in a fraction of a second).
 
 Video frames of a light model run another graph, built in memory on first use (`OnnxEngine.run_smoothed`, not
 exported to a file): the content graph whose conditional norms take momentum·previous + (1 − momentum)·own
@@ -86,41 +86,28 @@ def statistics_vector(stats: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tor
 statistics_list = split_pairs  # (vector, norm channels) -> [(mean, std), ...]: the inverse of `statistics_vector`
 
 
-class TileContentGraph(nn.Module):
-    """Light models only: the content graph normalised with given statistics instead of the picture's own - (content,
-    style, weights, strength, statistics) -> image. A tile of a large picture, given the whole picture's statistics
-    (`StatisticsGraph` of a thumbnail; cst/tiling.py), comes out as it would inside the whole."""
-
-    def __init__(self, model: StyleTransferModel):
-        super().__init__()
-        assert model.is_light, "the tile content graph is for light models"
-        self.model = model
-
-    def forward(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor, strength: torch.Tensor,
-                statistics: torch.Tensor) -> torch.Tensor:
-        norm_stats = statistics_list(statistics, self.model.transformer.norm_channels)
-        return self.model(content, stats_from_vector(style, STYLE_LAYERS), weights, strength,
-                          norm_stats=norm_stats).clamp(0.0, 1.0)
-
-
 class FoldedTileGraph(nn.Module):
-    """Light models only: `TileContentGraph` for one style, sliders and set of statistics, with every norm folded into
-    the conv before it (`LightTransformer.fold`) - (content, strength) -> image. Exported once per picture (a fraction
-    of a second) for its tiles: no norm passes over the activations are left in it."""
+    """Light models only: a tile of a large picture, normalised with the whole picture's statistics (`StatisticsGraph`
+    of a thumbnail; cst/tiling.py), for one style, sliders, strength and set of statistics - content -> image. The
+    network is `LightTransformer.fold`'s copy: every norm and the in- and output maps folded into the convs, which
+    are zero-padded, so the caller gives the tile a margin on every side (tiling mirrors the picture at its borders)
+    and keeps the result's core. Exported once per picture for onnxruntime (a fraction of a second); TorchEngine
+    runs it eagerly."""
 
-    def __init__(self, model: StyleTransferModel, style: torch.Tensor, weights: torch.Tensor, statistics: torch.Tensor):
+    def __init__(self, model: StyleTransferModel, style: torch.Tensor, weights: torch.Tensor, statistics: torch.Tensor,
+                 strength: float = 1.0):
         super().__init__()
         assert model.is_light, "the folded tile graph is for light models"
-        self.pad_to_multiple = model.pad_to_multiple
+        self.pad_to_multiple, self.strength = model.pad_to_multiple, float(strength)
         with torch.no_grad():
             params = model.condition(stats_from_vector(style.to(model.device), STYLE_LAYERS), weights.to(model.device))
         norm_stats = statistics_list(statistics.to(model.device), model.transformer.norm_channels)
         self.transformer = model.transformer.fold(params, norm_stats)
 
-    def forward(self, content: torch.Tensor, strength: torch.Tensor) -> torch.Tensor:
+    def forward(self, content: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[2:]
         x = self.pad_to_multiple(content)
-        return StyleTransferModel.mix_strength(self.transformer(x, None), x, strength)[:, :, :h, :w].clamp(0.0, 1.0)
+        return StyleTransferModel.mix_strength(self.transformer(x, None), x, self.strength)[:, :, :h, :w].clamp(0.0, 1.0)
 
 
 class StatisticsGraph(nn.Module):
@@ -182,13 +169,12 @@ def smoothed_content_onnx(model: StyleTransferModel) -> bytes:
 
 
 def folded_tile_onnx(model: StyleTransferModel, style: torch.Tensor, weights: torch.Tensor,
-                     statistics: torch.Tensor) -> bytes:
-    """The folded tile graph (light models; see `FoldedTileGraph`) for this style vector, sliders and statistics as
-    ONNX bytes."""
+                     statistics: torch.Tensor, strength: float = 1.0) -> bytes:
+    """The folded tile graph (light models; see `FoldedTileGraph`) for this style vector, sliders, statistics and
+    strength as ONNX bytes."""
     spatial = {2: "height", 3: "width"}
-    example = (_content_example(model)[0], torch.ones(1, device=model.device))
-    return _trace_to_onnx(FoldedTileGraph(model, style, weights, statistics), example, ("content", "strength"),
-                          "image", {"content": spatial, "image": spatial}, _metadata(model, "folded-tile"))
+    return _trace_to_onnx(FoldedTileGraph(model, style, weights, statistics, strength), _content_example(model)[:1],
+                          ("content",), "image", {"content": spatial, "image": spatial}, _metadata(model, "folded-tile"))
 
 
 def statistics_onnx(model: StyleTransferModel) -> bytes:
@@ -367,15 +353,16 @@ class TorchEngine:
     def run(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
             strength: float | torch.Tensor = 1.0, statistics: torch.Tensor | None = None) -> torch.Tensor:
         """content (1, 3, H, W) in [0, 1], style vector (1, 1920), weights (1, 3) -> (1, 3, H, W) in [0, 1].
-        statistics (light models): the normalisation statistics (1, 2·ΣC) to use instead of the content's own
-        (`statistics` of a thumbnail of the whole picture, for its tiles)."""
+        statistics (light models): the content is a tile, normalised with these statistics (1, 2·ΣC) instead of its
+        own (`statistics` of a thumbnail of the whole picture) by the folded tile graph (`FoldedTileGraph`: zero
+        padding at the tile's borders, which the caller keeps in its margins)."""
         if self.channels_last:
             content = content.contiguous(memory_format=torch.channels_last)
         strength = torch.as_tensor(strength, dtype=torch.float32, device=content.device).reshape(1)
         with torch.autocast(content.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             if statistics is None:
                 return self.graph(content, style, weights, strength).float()
-            return TileContentGraph(self.model)(content, style, weights, strength, statistics.to(content)).float()
+            return FoldedTileGraph(self.model, style, weights, statistics, float(strength))(content).float()
 
     @torch.no_grad()
     def statistics(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -422,24 +409,24 @@ class OnnxEngine:
     def run(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
             strength: float | torch.Tensor = 1.0, statistics: torch.Tensor | None = None) -> torch.Tensor:
         """Same contract as `TorchEngine.run`; tensors come back on the CPU. With statistics, the folded tile graph
-        for this style, sliders and statistics (`FoldedTileGraph`: built on the first tile of a picture, a fraction of
-        a second, and kept for the next; the last FOLDED_KEPT are kept)."""
+        for this style, sliders, strength and statistics (`FoldedTileGraph`: built on the first tile of a picture, a
+        fraction of a second, and kept for the next; the last FOLDED_KEPT are kept)."""
         if statistics is None:
             feeds = dict(zip(CONTENT_INPUTS, (_array(content), _array(style), _array(weights), _array(strength, (1,)))))
             return torch.from_numpy(self.session.run(None, feeds)[0])
-        key = hashlib.sha1(b"".join(_array(t).tobytes() for t in (style, weights, statistics))).hexdigest()
+        key = hashlib.sha1(b"".join(_array(t).tobytes() for t in (style, weights, strength, statistics))).hexdigest()
         with self._lock:
             session = self._folded.pop(key, None)
             if session is None:
                 import onnxruntime as ort
 
                 payload = folded_tile_onnx(self._model(), torch.as_tensor(style), torch.as_tensor(weights),
-                                           torch.as_tensor(statistics))
+                                           torch.as_tensor(statistics), float(strength))
                 session = ort.InferenceSession(payload, self._options, providers=["CPUExecutionProvider"])
             self._folded[key] = session  # the most recent last
             while len(self._folded) > FOLDED_KEPT:
                 self._folded.pop(next(iter(self._folded)))
-        return torch.from_numpy(session.run(None, {"content": _array(content), "strength": _array(strength, (1,))})[0])
+        return torch.from_numpy(session.run(None, {"content": _array(content)})[0])
 
     def forget_pictures(self) -> None:
         """Drop the folded tile graphs kept for recent pictures (a benchmark that stylises one picture again times

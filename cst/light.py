@@ -132,14 +132,17 @@ _PHASE = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]],
 def upsample_conv(conv: nn.Conv2d, x: torch.Tensor, shuffle: bool = True) -> torch.Tensor:
     """conv(nearest 2x upsampling of x), computed at x's resolution: one 3x3 conv whose 4·C_out kernels are the
     conv's kernel folded for each of the four output phases, then a pixel-shuffle that interleaves them. Exactly the
-    upsample-then-conv (the conv's reflection padding of the upsampled picture is replicate padding of x), without
-    the upsampled input: a quarter of the memory traffic. shuffle False: the phases as (B, C_out, 4·H, W), in no
-    particular spatial order (for statistics)."""
+    upsample-then-conv (the conv's reflection padding of the upsampled picture is replicate padding of x, its zero
+    padding zero padding of x), without the upsampled input: a quarter of the memory traffic. shuffle False: the
+    phases as (B, C_out, 4·H, W), in no particular spatial order (for statistics)."""
     weight, (cout, cin) = conv.weight, conv.weight.shape[:2]
     phase = _PHASE.to(weight)
     kernel = torch.einsum("ptk,qul,oikl->opqitu", phase, phase, weight).reshape(4 * cout, cin, 3, 3)
-    y = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernel,
-                             conv.bias.repeat_interleave(4))
+    if conv.padding_mode == "zeros":  # a folded copy's (`LightTransformer.fold`): the conv's own padding
+        y = nn.functional.conv2d(x, kernel, conv.bias.repeat_interleave(4), padding=1)
+    else:
+        y = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernel,
+                                 conv.bias.repeat_interleave(4))
     if not shuffle:
         return y.reshape(y.shape[0], cout, 4 * y.shape[2], y.shape[3])
     return nn.functional.pixel_shuffle(y, 2)
@@ -161,7 +164,7 @@ class LightTransformer(nn.Module):
         self.up = _conv(c2, c1)  # after nearest 2x upsampling, H/2
         self.to_rgb = _conv(c1, 3)  # at full resolution, after nearest upsampling
         self.norm_channels = self.channels(widths, blocks)
-        self.folded = False  # True in a copy made by `fold`: the norms are inside the convs' weights
+        self.folded = False  # True in a copy made by `fold`: norms and the in- and output maps inside the weights
 
     def normed_convs(self) -> list[nn.Conv2d]:
         """The convs that a conditional norm follows, in the order of the norm layers."""
@@ -169,16 +172,27 @@ class LightTransformer(nn.Module):
 
     @torch.no_grad()
     def fold(self, params: list, norm_stats: list) -> "LightTransformer":
-        """A copy for one style, sliders and set of statistics (batch 1): each norm's affine map, γ·(x − mean)/std + β,
-        multiplied into the weights and bias of the conv before it. The same picture with no norm layers left: no
-        passes over the activations for them (a large picture's tiles, which share one set of statistics:
-        cst/engines.py). Call it with params None."""
+        """A copy for one style, sliders and set of statistics (batch 1), for the tiles of a large picture, which
+        share them (cst/engines.py, cst/tiling.py): each norm's affine map, γ·(x − mean)/std + β, multiplied into the
+        weights and bias of the conv before it, and so are the input's map to [-1, 1] and the output's back, so no
+        pass over the activations is left but the convs and ReLUs. Its convs are zero-padded instead of reflected:
+        the padding becomes the conv's own (no copy of every activation; onnxruntime keeps its blocked layout from
+        conv to conv), and what differs stays within the margin of picture every tile is given on every side (the
+        picture mirrored at its borders). Call it with params None."""
         folded = copy.deepcopy(self)
         folded.folded = True
         for conv, (gamma, beta), (mean, std) in zip(folded.normed_convs(), params, norm_stats, strict=True):
             scale = (gamma / std).flatten().to(conv.weight)
             conv.weight.mul_(scale[:, None, None, None])
             conv.bias.mul_(scale).add_((beta - mean * gamma / std).flatten().to(conv.bias))
+        stem, rgb = folded.stem, folded.to_rgb
+        stem.bias.sub_(stem.weight.sum(dim=(1, 2, 3)))  # stem(2u − 1) = (2W) ⋆ u + (b − ΣW)
+        stem.weight.mul_(2.0)
+        rgb.weight.mul_(0.5)  # to_rgb(·) · 0.5 + 0.5
+        rgb.bias.mul_(0.5).add_(0.5)
+        for conv in folded.modules():
+            if isinstance(conv, nn.Conv2d):
+                conv.padding_mode = "zeros"
         return folded
 
     @staticmethod
@@ -204,7 +218,7 @@ class LightTransformer(nn.Module):
                 return conditional_norm(x, *params[i], norm_stats(i, own))
             return conditional_norm(x, *params[i], norm_stats[i] if norm_stats is not None else own)  # own: once
 
-        x = nn.functional.pixel_unshuffle(photo * 2.0 - 1.0, 2)
+        x = nn.functional.pixel_unshuffle(photo if self.folded else photo * 2.0 - 1.0, 2)
         x = torch.relu(norm(self.stem(x)))
         x = torch.relu(norm(self.down(x)))
         for conv_a, conv_b in self.blocks:
@@ -215,4 +229,5 @@ class LightTransformer(nn.Module):
             record.append(F_.calc_mean_std(upsample_conv(self.up, x, shuffle=False)))
             return None
         x = torch.relu(norm(upsample_conv(self.up, x)))
-        return upsample_conv(self.to_rgb, x) * 0.5 + 0.5
+        out = upsample_conv(self.to_rgb, x)
+        return out if self.folded else out * 0.5 + 0.5

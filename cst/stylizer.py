@@ -4,6 +4,7 @@
     out = stylizer(x)                                            # (1, 3, H, W) in [0, 1] -> the same, stylised
     stats = stylizer.statistics(thumbnail)                       # the normalisation statistics of a whole picture
     tile_out = stylizer(tile, norm_stats=stats)                  # every tile (or frame) gets the same affine maps
+                                                                 # (a light model's tile needs a margin: `__call__`)
 
 Both generators normalise the photo somewhere: the VGG generator's AdaIN takes each VGG feature map's mean and std,
 the light generator's conditional instance norms take each layer's. A tile or a video frame normalised by its own
@@ -58,7 +59,9 @@ class Stylizer:
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, norm_stats: NormStats | None = None) -> torch.Tensor:
-        """x (1, 3, H, W) in [0, 1] -> stylised (1, 3, H, W) in [0, 1] (the network only: see `colour`)."""
+        """x (1, 3, H, W) in [0, 1] -> stylised (1, 3, H, W) in [0, 1] (the network only: see `colour`).
+        Light models given a list of norm_stats take x as a tile: the network then runs with zero padding at x's
+        borders (`engines.FoldedTileGraph`), so x needs a margin that the caller crops off (`tiling.stylize_tile`)."""
         x = x.to(self.model.device)
         was_training = self.model.training
         self.model.eval()

@@ -4,8 +4,12 @@
 
 1. the normalisation statistics are taken once, from a thumbnail of the whole photo (URST, Chen et al. 2022), and
    every tile is normalised with them, so every tile gets the same colours (`Stylizer.statistics`);
-2. each tile is stylised with a margin of real picture around it (the network's receptive field; at the picture's
-   border the network's own padding, as in an untiled run) and only its core is kept;
+2. each tile is stylised with a margin of picture around it (the network's receptive field) and only its core is
+   kept. At the picture's borders the VGG generator's tiles pad as an untiled run does; the light generator's tiles
+   run a graph with zero-padded convs (cst/engines.py, the faster one), so they get a margin on every side, the
+   picture mirrored where it ends: the same picture as a one-pass run but along its borders (within the network's
+   receptive field: 4.5/255 on average in the outer 32 px, see MARGINS), where the picture continued by mirroring
+   differs from each layer's own reflection padding;
 3. neighbouring cores overlap and are blended with linear ramps across the overlap;
 4. the result is assembled tile by tile in an 8-bit array.
 
@@ -31,9 +35,10 @@ MARGIN = 32  # real picture around each tile: VGG19's receptive field to relu4_1
 #             default model, exact statistics, 256 px tiles of a 768 px photo: mean |tiled - whole| 0.08/255 and max
 #             19 with 16 px, 0.005/255 and max 1 with 32 px; pooled VGG statistics exact to 1e-7 with 32 px, 1.4 %
 #             off at relu4_1 with 16 px)
-MARGINS = {"vgg": MARGIN, "light": 24}  # the light generator (measured, default model, 1024 px tiles of a 2048 px
-#             photo with its own statistics, against the untiled picture: max 1/255 with 24 px and 32 px, 3/255 with
-#             16 px, 10/255 with 8 px; 24 px is 3.5 % fewer pixels per tile than 32 at 4096 px)
+MARGINS = {"vgg": MARGIN, "light": 24}  # the light generator: 1024 px tiles of a 2048 px photo against one pass
+#             (`python benchmarks/tiles.py --sizes 2048 --margins 16 24 32`, default model): beyond 32 px of the
+#             picture's borders mean 0.045/255 (max 15) with 16 px, 0.009 (max 4) with 24 px, 0.002 (max 1) with 32 px;
+#             within them 4.5/255 for all three (the mirrored picture against each layer's reflection padding)
 OVERLAP = 32  # cores overlap by this much and are blended
 EXACT_STATISTICS = 2048  # up to this size (long side) every tile gets the picture's own statistics: a 2048 px photo
 #                          comes out tiled as untiled (0.00/255)
@@ -71,16 +76,47 @@ def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 
 
 def plan_tiles(height: int, width: int, tile: int, margin: int = MARGIN, overlap: int = OVERLAP,
-               align: int = 8) -> list[Tile]:
+               align: int = 8, mirror: bool = False) -> list[Tile]:
     """Raster order (row by row): the order `stylize_tiled` blends them in. Crops start on multiples of `align`
-    (the network's downsampling), so every tile sees the pixel grid in the same phase as the whole picture."""
+    (the network's downsampling), so every tile sees the pixel grid in the same phase as the whole picture.
+    mirror False: crops end at the picture's borders (the network's own padding there, as in an untiled run); True:
+    they reach `margin` px beyond them too, where `crop` mirrors the picture (the light generator's folded tile graph
+    is zero-padded at every border of its input, cst/engines.py), and their sizes are multiples of `align`."""
     assert tile > overlap >= 0 and margin >= 0, (tile, overlap, margin)
     out = []
     for y0, y1 in spans(height, tile, overlap):
         for x0, x1 in spans(width, tile, overlap):
-            out.append(Tile(y0, y1, x0, x1, max(0, y0 - margin) // align * align, min(height, y1 + margin),
-                            max(0, x0 - margin) // align * align, min(width, x1 + margin)))
+            if mirror:
+                cy0, cx0 = (y0 - margin) // align * align, (x0 - margin) // align * align
+                cy1, cx1 = cy0 - (cy0 - y1 - margin) // align * align, cx0 - (cx0 - x1 - margin) // align * align
+            else:
+                cy0, cx0 = max(0, y0 - margin) // align * align, max(0, x0 - margin) // align * align
+                cy1, cx1 = min(height, y1 + margin), min(width, x1 + margin)
+            out.append(Tile(y0, y1, x0, x1, cy0, cy1, cx0, cx1))
     return out
+
+
+def crop(photo: Image.Image, t: Tile) -> torch.Tensor:
+    """A tile's crop of the picture as (1, 3, h, w) in [0, 1]; where the crop reaches beyond the picture, the
+    picture mirrored (about its border pixels, as far as needed)."""
+    width, height = photo.size
+    x = pil_to_tensor(photo.crop((max(t.cx0, 0), max(t.cy0, 0), min(t.cx1, width), min(t.cy1, height))))
+    pads = [max(0, -t.cx0), max(0, t.cx1 - width), max(0, -t.cy0), max(0, t.cy1 - height)]
+    while any(pads):  # reflection reaches at most one pixel less than the picture's size: repeat for more
+        step = [min(p, x.shape[3 - i // 2] - 1) for i, p in enumerate(pads)]
+        if not any(step):  # one pixel wide: nothing to mirror but itself
+            return torch.nn.functional.pad(x, pads, mode="replicate")
+        x = torch.nn.functional.pad(x, step, mode="reflect")
+        pads = [p - q for p, q in zip(pads, step)]
+    return x
+
+
+def stylize_tile(stylizer: Stylizer, photo: Image.Image, t: Tile, stats) -> tuple[torch.Tensor, torch.Tensor]:
+    """(stylised, photo) of a tile's core, each (1, 3, y1 - y0, x1 - x0) in [0, 1]: the network on its crop,
+    normalised with the given statistics (colour preservation is the caller's)."""
+    x = crop(photo, t)
+    core = (slice(None), slice(None), slice(t.y0 - t.cy0, t.y1 - t.cy0), slice(t.x0 - t.cx0, t.x1 - t.cx0))
+    return stylizer(x, norm_stats=stats)[core], x[core]
 
 
 def _ramp(n: int, overlap: int) -> np.ndarray:
@@ -133,9 +169,17 @@ def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int | 
     stats = stylizer.statistics(thumb) if stylizer.model.is_light else pooled_statistics(stylizer, thumb)
     luma = None
     if stylizer.preserve_color:
-        small = pil_to_tensor(fit_within(photo, LUMA_THUMBNAIL))
-        luma = stylizer.luminance_stats(stylizer(small, norm_stats=stats), small)
+        small = fit_within(photo, LUMA_THUMBNAIL)
+        margin, align, mirror = _margins(stylizer)
+        whole = plan_tiles(small.height, small.width, max(small.size), margin, 0, align, mirror)[0]
+        luma = stylizer.luminance_stats(*stylize_tile(stylizer, small, whole, stats))
     return stats, luma
+
+
+def _margins(stylizer: Stylizer, margin: int | None = None) -> tuple:
+    """(margin, align, mirror) of `plan_tiles` for this stylizer's generator."""
+    architecture = stylizer.model.config.architecture
+    return (MARGINS[architecture] if margin is None else margin), stylizer.model.downsampling, architecture == "light"
 
 
 def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: int | None = None,
@@ -144,9 +188,9 @@ def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: 
     """Stylise an RGB PIL picture at its own size, tile by tile; returns an RGB PIL picture of the same size.
     margin: default the generator's (MARGINS); thumbnail: see `picture_statistics`. progress(done, total) is called
     after each tile."""
-    margin = MARGINS[stylizer.model.config.architecture] if margin is None else margin
     width, height = photo.size
-    tiles = plan_tiles(height, width, tile, margin, overlap, align=stylizer.model.downsampling)
+    margin, align, mirror = _margins(stylizer, margin)
+    tiles = plan_tiles(height, width, tile, margin, overlap, align, mirror)
     if len(tiles) == 1:  # one tile: the picture's own statistics are the whole picture's, and one pass does
         x = pil_to_tensor(photo)
         result = tensor_to_pil(stylizer.colour(stylizer(x), x))
@@ -157,10 +201,7 @@ def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: 
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     row_end, done_rows = {}, 0  # previous tile's right edge in this row; bottom edge of the previous row
     for i, t in enumerate(tiles):
-        crop = pil_to_tensor(photo.crop((t.cx0, t.cy0, t.cx1, t.cy1)))
-        out = stylizer.colour(stylizer(crop, norm_stats=stats), crop, luma)
-        core = out[0, :, t.y0 - t.cy0:t.y1 - t.cy0, t.x0 - t.cx0:t.x1 - t.cx0]
-        new = core.permute(1, 2, 0).mul(255.0).cpu().numpy()
+        new = stylizer.colour(*stylize_tile(stylizer, photo, t, stats), luma)[0].permute(1, 2, 0).mul(255.0).cpu().numpy()
         left = max(0, row_end.get(t.y0, 0) - t.x0) if t.x0 > 0 else 0
         top = max(0, done_rows - t.y0) if t.y0 > 0 else 0
         region = canvas[t.y0:t.y1, t.x0:t.x1]

@@ -126,6 +126,26 @@ def test_upsample_conv_is_nearest_upsampling_then_the_conv_with_the_same_gradien
     expected = torch.autograd.grad(want, (x, conv.weight, conv.bias), grad)
     for g, e in zip(torch.autograd.grad(got, (x, conv.weight, conv.bias), grad), expected):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+    conv.padding_mode = "zeros"  # as in a folded copy (LightTransformer.fold)
+    torch.testing.assert_close(upsample_conv(conv, x), conv(torch.nn.functional.interpolate(x, scale_factor=2.0)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_a_folded_copy_is_the_network_with_given_statistics_away_from_its_zero_padded_borders(light, make_image):
+    """Tiles run a copy with the norms and the in- and output maps folded into the convs, zero-padded: inside the
+    receptive field's reach of the borders it is the network normalised with those statistics, to float rounding."""
+    x = pil_to_tensor(make_image(64, 56))
+    params = light.condition(light.style_stats(make_image(32, 32, seed=4)), torch.tensor([[2.0, 0.5, 1.0]]))
+    record: list = []
+    with torch.no_grad():
+        light.transformer(pil_to_tensor(make_image(40, 48, seed=3)), params, record=record)  # another picture's
+        want = light.transformer(x, params, norm_stats=record)
+        folded = light.transformer.fold(params, record)
+        got = folded(x, None)
+    assert folded.folded and not light.transformer.folded and got.shape == want.shape
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))  # the tiny model's receptive field: 16 px
+    torch.testing.assert_close(got[inner], want[inner], rtol=1e-4, atol=1e-4)
+    assert (got - want).abs().max() > 1e-3  # its borders differ: a margin keeps them out of a tile's core
 
 
 def test_vgg_forward_in_stages_equals_the_one_call(make_model, make_image):

@@ -129,21 +129,25 @@ def test_engines_match_torch_and_cache_per_model(light_model, make_image, monkey
 @pytest.mark.parametrize("size", [(50, 38), (72, 96)])
 def test_both_engines_take_a_thumbnails_statistics_and_use_them_for_a_tile(light_model, make_image, size):
     """Tiling's two calls (cst/tiling.py): the statistics of one picture (the whole photo's thumbnail), then another
-    picture (a tile) normalised with them - in onnxruntime as in eager torch, at sizes the graphs were not traced at."""
+    picture (a tile) normalised with them through the folded tile graph - in onnxruntime as in eager torch, at sizes
+    the graphs were not traced at; inside the tile, the model normalised with those statistics."""
     thumb, _, stats, vec = _inputs(make_image, light_model, *size)
-    tile = pil_to_tensor(make_image(40, 44, seed=9))
+    tile = pil_to_tensor(make_image(132, 136, seed=9))
     w = torch.tensor([[2.0, 0.5, 1.0]])
     record: list = []
     with torch.no_grad():
         light_model.transformer(light_model.pad_to_multiple(thumb), light_model.condition(stats, w), record=record)
         expected = light_model(tile, stats, w, 0.5, norm_stats=record).clamp(0, 1)
         own = light_model(tile, stats, w, 0.5).clamp(0, 1)
-    assert (expected - own).abs().mean() > 1e-3  # the thumbnail's statistics are not the tile's own
+        folded = engines.FoldedTileGraph(light_model, vec, w, engines.statistics_vector(record), 0.5)(tile)
+    inner = (slice(None), slice(None), slice(60, -60), slice(60, -60))  # beyond the receptive field (about 50 px)
+    assert (expected - own)[inner].abs().mean() > 1e-3  # the thumbnail's statistics are not the tile's own
+    assert (folded - expected)[inner].abs().max() < 1e-4
     for engine in (engines.onnx_engine(light_model), engines.TorchEngine(light_model)):
         got = engine.statistics(thumb, vec, w)
         assert got.shape == (1, engines.statistics_dim(light_model))
         torch.testing.assert_close(got, engines.statistics_vector(record), rtol=1e-4, atol=1e-4)
-        assert (engine.run(tile, vec, w, 0.5, statistics=got) - expected).abs().max() < 1e-3, engine.name
+        assert (engine.run(tile, vec, w, 0.5, statistics=got) - folded).abs().max() < 1e-3, engine.name
 
 
 def test_onnx_engine_folds_each_pictures_statistics_once_and_keeps_the_last_few(make_image):
@@ -162,9 +166,9 @@ def test_onnx_engine_folds_each_pictures_statistics_once_and_keeps_the_last_few(
     for statistics in pictures[1:]:
         engine.run(tiles[0], vec, w, statistics=statistics)
     assert len(engine._folded) == engines.FOLDED_KEPT and session not in engine._folded.values()  # the oldest went
-    with torch.no_grad():
-        want = model(tiles[0], stats, w, norm_stats=engines.statistics_list(pictures[0], model.transformer.norm_channels))
-    assert (engine.run(tiles[0], vec, w, statistics=pictures[0]) - want.clamp(0, 1)).abs().max() < 1e-3  # rebuilt
+    want = engines.TorchEngine(model).run(tiles[0], vec, w, statistics=pictures[0])
+    assert (engine.run(tiles[0], vec, w, statistics=pictures[0]) - want).abs().max() < 1e-3  # rebuilt
+    assert not engine.run(tiles[0], vec, w, 0.5, statistics=pictures[0]).equal(want)  # strength is in the graph
     engine.forget_pictures()
     assert not engine._folded
 
