@@ -8,7 +8,7 @@ from .errors import StyleTransferError
 from .frontend import DEFAULT_MODEL
 from .model import StyleTransferConfig, StyleTransferModel
 
-__version__ = "0.3.1"
+__version__ = "0.3.2"
 
 # DEFAULT_MODEL: the embedded default, the light real-time generator (no VGG on the photo's path). The earlier
 # default (VGG19 encoder + AdaIN decoder) is not shipped; README "Two generator architectures" says how to restore it.
