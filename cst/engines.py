@@ -107,7 +107,8 @@ class FoldedTileGraph(nn.Module):
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         h, w = content.shape[2:]
         x = self.pad_to_multiple(content)
-        return StyleTransferModel.mix_strength(self.transformer(x, None), x, self.strength)[:, :, :h, :w].clamp(0.0, 1.0)
+        out = StyleTransferModel.mix_strength(self.transformer(x, None), x, self.strength)  # at 1: the network's
+        return out[:, :, :h, :w].clamp(0.0, 1.0)
 
 
 class StatisticsGraph(nn.Module):
@@ -173,8 +174,9 @@ def folded_tile_onnx(model: StyleTransferModel, style: torch.Tensor, weights: to
     """The folded tile graph (light models; see `FoldedTileGraph`) for this style vector, sliders, statistics and
     strength as ONNX bytes."""
     spatial = {2: "height", 3: "width"}
-    return _trace_to_onnx(FoldedTileGraph(model, style, weights, statistics, strength), _content_example(model)[:1],
-                          ("content",), "image", {"content": spatial, "image": spatial}, _metadata(model, "folded-tile"))
+    graph = FoldedTileGraph(model, style, weights, statistics, strength)
+    return _trace_to_onnx(graph, _content_example(model)[:1], ("content",), "image",
+                          {"content": spatial, "image": spatial}, _metadata(model, "folded-tile"))
 
 
 def statistics_onnx(model: StyleTransferModel) -> bytes:

@@ -143,11 +143,14 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 
 
 def fit_within(img: Image.Image, max_side: int | None) -> Image.Image:
-    """Downscale (never upscale) so the longer side is at most `max_side`; None keeps the size."""
+    """Downscale (never upscale) so the longer side is at most `max_side`, but never the shorter below MIN_SIDE (a
+    long strip keeps the rows the generator needs, and stays longer than `max_side`); None keeps the size."""
     if max_side is None or max(img.size) <= max_side:
         return img
-    scale = max_side / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    scale = max(max_side / max(img.size), min(1.0, MIN_SIDE / min(img.size)))
+    if scale >= 1.0:
+        return img
+    size = (max(MIN_SIDE, round(img.width * scale)), max(MIN_SIDE, round(img.height * scale)))
     return img.resize(size, Image.LANCZOS)
 
 

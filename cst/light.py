@@ -178,7 +178,7 @@ class LightTransformer(nn.Module):
         pass over the activations is left but the convs and ReLUs. Its convs are zero-padded instead of reflected:
         the padding becomes the conv's own (no copy of every activation; onnxruntime keeps its blocked layout from
         conv to conv), and what differs stays within the margin of picture every tile is given on every side (the
-        picture mirrored at its borders). Call it with params None."""
+        picture mirrored at its borders). Call the copy with params None."""
         folded = copy.deepcopy(self)
         folded.folded = True
         for conv, (gamma, beta), (mean, std) in zip(folded.normed_convs(), params, norm_stats, strict=True):

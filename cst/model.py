@@ -405,7 +405,8 @@ class StyleTransferModel(
         strength in [0, 1] mixes the stylised picture with the photo itself (0 gives the photo back exactly).
         content_weight α, style_weight β, adversarial_weight λ: the loss weights the decoder was trained with, > 0;
         values outside the trained range [config.weight_min, config.weight_max] are clamped into it.
-        max_size: long side of the working resolution (default config.max_size); the result is resized back.
+        max_size: long side of the working resolution (default config.max_size; a long strip keeps 16 px on its short
+        side and so a longer one); the result is resized back.
         full_resolution: work at the photo's own size (any size up to the image limit; max_size is ignored).
         A working picture larger than config.max_size (light models: larger than 2048 px, `tiling.UNTILED`) or than
         `tile_size` is stylised in tiles of `tile_size` px (default `self.tile_size()`) that share the whole

@@ -49,7 +49,7 @@ from . import losses as L
 from . import presets
 from .errors import StyleTransferError
 from .frontend import check_number
-from .imageio import ImageLike, fit_within, load_image, pil_to_tensor
+from .imageio import MIN_SIDE, ImageLike, fit_within, load_image, pil_to_tensor
 from .model import STYLE_LAYERS
 
 if TYPE_CHECKING:
@@ -90,8 +90,9 @@ class StyleReference:
 
 
 def working_size(size: tuple[int, int], long_side: int = SCORE_SIZE) -> tuple[int, int]:
-    """(W, H) fitted to `long_side` (never upscaled), each side at least SSIM_WINDOW."""
-    scale = min(1.0, long_side / max(size))
+    """(W, H) fitted to `long_side` (never upscaled), but the short side not below MIN_SIDE (VGG's pooling to
+    relu4_1 needs 8 rows: a long strip stays longer), and each side at least SSIM_WINDOW."""
+    scale = min(1.0, max(long_side / max(size), MIN_SIDE / min(size)))
     return max(SSIM_WINDOW, round(size[0] * scale)), max(SSIM_WINDOW, round(size[1] * scale))
 
 

@@ -41,7 +41,7 @@ MARGINS = {"vgg": MARGIN, "light": 24}  # the light generator: 1024 px tiles of 
 #             within them 4.5/255 for all three (the mirrored picture against each layer's reflection padding)
 OVERLAP = 32  # cores overlap by this much and are blended
 EXACT_STATISTICS = 2048  # up to this size (long side) every tile gets the picture's own statistics: a 2048 px photo
-#                          comes out tiled as untiled (0.00/255)
+#                          comes out tiled as untiled but along its borders (0.29/255 on average, benchmarks/tiles.py)
 THUMBNAIL = 1024  # above it, they come from a thumbnail this size: the default working size, so a full-resolution
 #                   picture is normalised as its 1024 px preview was (URST's thumbnail size too). Against the untiled
 #                   picture of a 4096 px photo (`python benchmarks/tiles.py --sizes 4096 --thumbnails 1024 2048`): mean
@@ -201,7 +201,8 @@ def stylize_tiled(stylizer: Stylizer, photo: Image.Image, *, tile: int, margin: 
     canvas = np.empty((height, width, 3), dtype=np.uint8)
     row_end, done_rows = {}, 0  # previous tile's right edge in this row; bottom edge of the previous row
     for i, t in enumerate(tiles):
-        new = stylizer.colour(*stylize_tile(stylizer, photo, t, stats), luma)[0].permute(1, 2, 0).mul(255.0).cpu().numpy()
+        new = stylizer.colour(*stylize_tile(stylizer, photo, t, stats), luma)[0]
+        new = new.permute(1, 2, 0).mul(255.0).cpu().numpy()
         left = max(0, row_end.get(t.y0, 0) - t.x0) if t.x0 > 0 else 0
         top = max(0, done_rows - t.y0) if t.y0 > 0 else 0
         region = canvas[t.y0:t.y1, t.x0:t.x1]

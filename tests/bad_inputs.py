@@ -139,6 +139,9 @@ IMAGE_KINDS: list[ImageKind] = [
     ImageKind("1x1 pixel", _saved("dot.png", lambda: Image.new("RGB", (1, 1), "red")), match="too small"),
     ImageKind("1x10000 pixels", _saved("line.png", lambda: Image.new("RGB", (1, 10_000), "red")), match="too small"),
     ImageKind("decompression bomb (10 gigapixels declared)", _bytes("bomb.png", bomb_png), match="too large"),
+    # downscaled to the working size it would be 4 px high: too few rows for the network, so it keeps 16
+    ImageKind("4100x16 strip", _saved("strip.png", lambda: base_image(4100, 16)), size=(4100, 16),
+              source=lambda: base_image(4100, 16)),
     ImageKind("CMYK JPEG", _saved("cmyk.jpg", lambda: base_image().convert("CMYK"), quality=95), size=(W, H)),
     ImageKind("16-bit grey PNG", _saved("grey16.png", _grey16), size=(W, H), source=lambda: _grey().convert("RGB")),
     ImageKind("8-bit grey PNG", _saved("grey.png", _grey), size=(W, H), source=lambda: _grey().convert("RGB")),

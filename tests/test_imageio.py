@@ -266,3 +266,13 @@ def test_animated_and_multi_page_images_are_refused_in_one_line(tmp_path, make_i
         assert "\n" not in str(err.value)
     frames[0].save(tmp_path / "still.gif")  # a one-frame GIF is a picture like any other
     assert load_image(tmp_path / "still.gif").size == (32, 32)
+
+
+@pytest.mark.parametrize("size, max_side, want", [((2000, 1000), 500, (500, 250)), ((300, 200), 500, (300, 200)),
+                                                  ((4100, 16), 1024, (4100, 16)), ((4000, 40), 1000, (1600, 16))])
+def test_fit_within_downscales_to_the_long_side_but_keeps_a_strips_rows(size, max_side, want):
+    """A long strip brought down to the working size would lose the rows the generator needs (4100x16 at 1024 px:
+    4 rows): its short side stays at least MIN_SIDE, its long side above max_side."""
+    assert imageio.fit_within(Image.new("RGB", size), max_side).size == want
+    from cst.scores import working_size
+    assert min(working_size(size, 256)) >= min(imageio.MIN_SIDE, *size)
