@@ -9,8 +9,8 @@ stroke scale, one run, this machine.
 The photos are mosaics of scikit-image's sample photos (nothing downloaded), each cell upscaled to CELL px, so a
 4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
 (VmHWM, after the first run) is its own. Figures:
-- s/MP: seconds per megapixel of `model.stylize(..., full_resolution=True)`, photo decoded and result encoded
-  included, the fastest of `--repeats` runs, after one warm-up call of each path (the engines' graphs are built once
+- s/MP: seconds per megapixel of `model.stylize(..., full_resolution=True)`, photo decoded and result written as
+  the CLI writes it (PNG, `imageio.save_image_atomic`) included, the fastest of `--repeats` runs, after one warm-up call of each path (the engines' graphs are built once
   per process, about a second each: not counted); the 1024 px row is the untiled reference (the model's working
   size).
 - seam: mean |gradient| across the tiles' borders ÷ just inside them (1.0: no seam; target ≤ 1.05).
@@ -70,6 +70,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     from cst.engines import best_engine
     from cst.frontend import load_model
+    from cst.imageio import save_image_atomic
     torch.set_num_threads(args.threads)
     model = load_model(args.model)
     width, height = args.worker
@@ -92,7 +93,7 @@ def worker(args: argparse.Namespace) -> dict:
         else:
             result = model.stylize(photo, stats, full_resolution=True, tile_size=args.tile_size,
                                    progress=lambda done, total: tiles.append(total))
-        result.save(out)
+        save_image_atomic(result, out)  # as the CLI writes it
         times.append(time.perf_counter() - start)
         engine = best_engine(model)
         if hasattr(engine, "forget_pictures"):  # the next run pays for its folded tile graph as a new picture would
@@ -160,6 +161,25 @@ def margins(args: argparse.Namespace, size: int) -> list[str]:
                      f"{inner.mean():.4f}/255, max {inner.max():.0f}; the outer {BORDER} px mean {edge:.2f}/255; "
                      f"seam {seam:.3f}")
     return lines
+
+
+def png_levels(path: str) -> str:
+    """Writing a result as PNG at Pillow's default zlib level (6) and at cst's (imageio.PNG_COMPRESS_LEVEL): seconds
+    and size (the fastest of 3 writes each, in memory)."""
+    import io
+
+    from cst.imageio import PNG_COMPRESS_LEVEL
+    with Image.open(path) as im:
+        im.load()
+        parts = []
+        for level in (6, PNG_COMPRESS_LEVEL):
+            times = []
+            for _ in range(3):
+                buffer, start = io.BytesIO(), time.perf_counter()
+                im.save(buffer, format="PNG", compress_level=level)
+                times.append(time.perf_counter() - start)
+            parts.append(f"level {level} {min(times):.2f} s, {buffer.tell() / 1e6:.1f} MB")
+    return f"writing the {im.width}x{im.height} result as PNG: " + "; ".join(parts) + " (cst writes the last)"
 
 
 def run_worker(args, width: int, height: int, whole: bool = False, work_size: int | None = None,
@@ -259,10 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     from cst.frontend import load_model
     from cst.tiling import plan_tiles, seam_score
     sizes = [tuple(int(v) for v in s.split("x")) if "x" in s else (int(s), int(s)) for s in args.sizes]
+    png_line = None
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
         for w, h in [(1024, 1024), *sizes]:
             mosaic(w, h).save(Path(tmp) / f"photo-{w}x{h}.png")
+        os.sync()  # the photos' writeback done before any timing (it ran during the reference row: up to 1.3x slower)
         model = load_model(args.model)
         tile = args.tile_size or model.tile_size()
         style = style_features(model)
@@ -284,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
             row["gram"] = gram_at_1024(row["output"], (model, style))
             if args.picture and (w, h) == (4096, 4096):
                 picture(row["output"], tile, args.picture)
+            if w == h == max(size[0] for size in sizes if size[0] == size[1]):
+                png_line = png_levels(row["output"])
             rows.append(row)
             if args.stroke and w == h == max(size[0] for size in sizes if size[0] == size[1]):
                 for work in (w // 2, w // 4):
@@ -299,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
                           else f"{r['tiles']} tiles" + (f" of {r['tile']}" if r["tile"] else ""))
         print(f"{r['size']:>10} {mode(r):>16} {r['seconds']:8.1f} {r['s_per_mp']:6.2f} "
               f"{r['peak_rss_mb']:7.0f}MB {fmt(r['seam'], '6.3f')} {fmt(r['drift'], '6.2f')} {r['gram']:9.3f}")
+    if png_line:
+        print(png_line)
 
 
 if __name__ == "__main__":
