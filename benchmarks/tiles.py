@@ -10,9 +10,10 @@ The photos are mosaics of scikit-image's sample photos (nothing downloaded), eac
 4096 px photo has the detail of a 1024 px one in every cell. Each size runs in its own process, so its peak RSS
 (VmHWM, after the first run) is its own. Figures:
 - s/MP: seconds per megapixel of `model.stylize(..., full_resolution=True)`, photo decoded and result written as
-  the CLI writes it (PNG, `imageio.save_image_atomic`) included, the fastest of `--repeats` runs, after one warm-up call of each path (the engines' graphs are built once
-  per process, about a second each: not counted); the 1024 px row is the untiled reference (the model's working
-  size).
+  the CLI writes it (PNG, `imageio.save_image_atomic`) included, the fastest of `--repeats` runs, after one warm-up
+  call of each path (the engines' graphs are built once per process, about a second each: not counted); the 1024 px
+  row is the untiled reference (the model's working size). The last line: writing the largest square result as PNG
+  at Pillow's default zlib level and at cst's.
 - seam: mean |gradient| across the tiles' borders ÷ just inside them (1.0: no seam; target ≤ 1.05).
 - drift: mean |tiled − untiled| /255 on the same photo, for photos up to 2048 px (target ≤ 2). The light model runs
   those in one pass by itself (`tiling.UNTILED`), so its tiled run asks for tiles of FORCED_TILE px.
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     from cst.frontend import load_model
     from cst.tiling import plan_tiles, seam_score
     sizes = [tuple(int(v) for v in s.split("x")) if "x" in s else (int(s), int(s)) for s in args.sizes]
-    png_line = None
+    png_line, square = None, max((w for w, h in sizes if w == h), default=None)  # the largest square photo
     with tempfile.TemporaryDirectory() as tmp:
         args.tmp = tmp
         for w, h in [(1024, 1024), *sizes]:
@@ -306,10 +307,10 @@ def main(argv: list[str] | None = None) -> None:
             row["gram"] = gram_at_1024(row["output"], (model, style))
             if args.picture and (w, h) == (4096, 4096):
                 picture(row["output"], tile, args.picture)
-            if w == h == max(size[0] for size in sizes if size[0] == size[1]):
+            if w == h == square:
                 png_line = png_levels(row["output"])
             rows.append(row)
-            if args.stroke and w == h == max(size[0] for size in sizes if size[0] == size[1]):
+            if args.stroke and w == h == square:
                 for work in (w // 2, w // 4):
                     row = run_worker(args, w, h, work_size=work)
                     row.update(seam=None, drift=None, gram=gram_at_1024(row["output"], (model, style)))
