@@ -392,20 +392,22 @@ class OnnxEngine:
         options.intra_op_num_threads = threads or default_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: no notes on stderr
-        self.session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
         self.name = "onnxruntime-int8" if int8 else "onnxruntime"
         self.threads = options.intra_op_num_threads
         self._model, self._options, self._sessions = weakref.ref(model), options, {}
+        self.session = self._new_session(payload)
         self._folded: dict[str, "ort.InferenceSession"] = {}  # folded tile graphs by (style, sliders, statistics)
         self._lock = threading.Lock()
+
+    def _new_session(self, payload: bytes) -> "ort.InferenceSession":
+        import onnxruntime as ort
+
+        return ort.InferenceSession(payload, self._options, providers=["CPUExecutionProvider"])
 
     def _session(self, build) -> "ort.InferenceSession":
         """The session of the graph that `build(model)` exports (its ONNX bytes), built on first use and kept."""
         if build not in self._sessions:
-            import onnxruntime as ort
-
-            self._sessions[build] = ort.InferenceSession(build(self._model()), self._options,
-                                                         providers=["CPUExecutionProvider"])
+            self._sessions[build] = self._new_session(build(self._model()))
         return self._sessions[build]
 
     def run(self, content: torch.Tensor, style: torch.Tensor, weights: torch.Tensor,
@@ -420,11 +422,9 @@ class OnnxEngine:
         with self._lock:
             session = self._folded.pop(key, None)
             if session is None:
-                import onnxruntime as ort
-
-                payload = folded_tile_onnx(self._model(), torch.as_tensor(style), torch.as_tensor(weights),
-                                           torch.as_tensor(statistics), float(strength))
-                session = ort.InferenceSession(payload, self._options, providers=["CPUExecutionProvider"])
+                session = self._new_session(folded_tile_onnx(self._model(), torch.as_tensor(style),
+                                                             torch.as_tensor(weights), torch.as_tensor(statistics),
+                                                             float(strength)))
             self._folded[key] = session  # the most recent last
             while len(self._folded) > FOLDED_KEPT:
                 self._folded.pop(next(iter(self._folded)))

@@ -138,11 +138,9 @@ def upsample_conv(conv: nn.Conv2d, x: torch.Tensor, shuffle: bool = True) -> tor
     weight, (cout, cin) = conv.weight, conv.weight.shape[:2]
     phase = _PHASE.to(weight)
     kernel = torch.einsum("ptk,qul,oikl->opqitu", phase, phase, weight).reshape(4 * cout, cin, 3, 3)
-    if conv.padding_mode == "zeros":  # a folded copy's (`LightTransformer.fold`): the conv's own padding
-        y = nn.functional.conv2d(x, kernel, conv.bias.repeat_interleave(4), padding=1)
-    else:
-        y = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernel,
-                                 conv.bias.repeat_interleave(4))
+    zeros = conv.padding_mode == "zeros"  # a folded copy's (`LightTransformer.fold`): the conv's own padding
+    x = x if zeros else nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    y = nn.functional.conv2d(x, kernel, conv.bias.repeat_interleave(4), padding=int(zeros))
     if not shuffle:
         return y.reshape(y.shape[0], cout, 4 * y.shape[2], y.shape[3])
     return nn.functional.pixel_shuffle(y, 2)

@@ -408,10 +408,10 @@ class StyleTransferModel(
         max_size: long side of the working resolution (default config.max_size; a long strip keeps 16 px on its short
         side and so a longer one); the result is resized back.
         full_resolution: work at the photo's own size (any size up to the image limit; max_size is ignored).
-        A working picture larger than config.max_size (light models: larger than 2048 px, `tiling.UNTILED`) or than
-        `tile_size` is stylised in tiles of `tile_size` px (default `self.tile_size()`) that share the whole
-        picture's statistics: no seams, bounded memory (cst/tiling.py); progress(done, total) is called after each
-        tile.
+        A working picture larger than `tile_size` (when not given: larger than config.max_size, for light models
+        than 2048 px, `tiling.UNTILED`) is stylised in tiles of `tile_size` px (default `self.tile_size()`) that
+        share the whole picture's statistics: no seams, bounded memory (cst/tiling.py); progress(done, total) is
+        called after each tile.
         """
         max_size = check_max_size(max_size)
         tile_size = check_max_size(tile_size, "tile_size")
@@ -421,10 +421,8 @@ class StyleTransferModel(
                                 adversarial_weight=adversarial_weight, preserve_color=preserve_color,
                                 style_size=style_size)
         work = photo if full_resolution else fit_within(photo, max_size or self.config.max_size)
-        # tiles above the working size (light: above 2048 px, where one pass would need more memory) or tile_size
-        one_pass = self.config.max_size if tile_size is not None else max(self.config.max_size,
-                                                                              UNTILED[self.config.architecture])
-        if max(work.size) > one_pass or (tile_size is not None and max(work.size) > tile_size):
+        # one pass up to the tile size asked for, else up to the working size (light: 2048 px, `tiling.UNTILED`)
+        if max(work.size) > (tile_size or max(self.config.max_size, UNTILED[self.config.architecture])):
             result = stylize_tiled(stylizer, work, tile=tile_size or self.tile_size(), progress=progress)
         else:
             x = pil_to_tensor(work)

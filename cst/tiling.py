@@ -162,9 +162,9 @@ def picture_statistics(stylizer: Stylizer, photo: Image.Image, thumbnail: int | 
     """(normalisation statistics, luminance statistics or None) of the whole photo, from a thumbnail of long side
     `thumbnail` (default `thumbnail_size`; the photo itself when it is smaller): what every tile is normalised with.
     The VGG generator's are computed tile by tile and exactly (`pooled_statistics`); the light generator's in one
-    pass over the thumbnail (each layer's depend on the previous layers' normalisation, so tiles cannot pool them). Measured alternatives
-    were worse: statistics pooled over a sample of windows of the photo miss parts of the picture, and mixing a
-    thumbnail's normalisation with full-scale measurements compounds through the layers."""
+    pass over the thumbnail (each layer's depend on the previous layers' normalisation, so tiles cannot pool them).
+    Measured alternatives were worse: statistics pooled over a sample of windows of the photo miss parts of the
+    picture, and mixing a thumbnail's normalisation with full-scale measurements compounds through the layers."""
     thumb = pil_to_tensor(fit_within(photo, thumbnail or thumbnail_size(max(photo.size))))
     stats = stylizer.statistics(thumb) if stylizer.model.is_light else pooled_statistics(stylizer, thumb)
     luma = None
